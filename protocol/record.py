@@ -1,0 +1,194 @@
+# Pass records: one per decision at a door or the gate.
+#
+# A record is a CBOR map with small integer keys (compact on flash and on
+# the air):
+#
+#   1: device id (text)          2: seq (uint >= 1, per device, no gaps)
+#   3: time (uint, Unix s; 0 = device clock unset)
+#   4: door / gate id (text)     5: credential kind (text, see KINDS)
+#   6: credential reference (text <= 40 chars: a code id, person id or
+#      command id, never credential material or biometric data)
+#   7: granted (bool)            8: reason (text, see REASONS)
+#
+# A batch (the body of an envelope of type "rec") is [1, [record, ...]].
+# Sequence numbers are per device and contiguous, so the receiver sees any
+# loss as a gap.
+
+from protocol import cbor
+from protocol.errors import INVALID, MALFORMED, VERSION, ProtocolError
+from protocol.keys import check_device_id
+
+KINDS = ("code", "qr", "finger", "remote", "exit", "none")
+
+# Reasons are an open vocabulary (later features add their own), limited
+# in shape; these are the ones the core knows.
+OK = "ok"
+REASONS = (
+    OK,
+    "wrong-code",
+    "expired",
+    "not-yet-valid",
+    "wrong-target",
+    "used",
+    "revoked",
+    "clock-unset",
+    "lockout",
+    "no-match",
+    "bad-tag",
+    "replay",
+    "deadline",
+)
+
+MAX_REF = 40
+MAX_BATCH = 500
+BATCH_VERSION = 1
+
+_F_DEVICE = 1
+_F_SEQ = 2
+_F_TIME = 3
+_F_DOOR = 4
+_F_KIND = 5
+_F_REF = 6
+_F_GRANTED = 7
+_F_REASON = 8
+_FIELDS = (_F_DEVICE, _F_SEQ, _F_TIME, _F_DOOR, _F_KIND, _F_REF, _F_GRANTED, _F_REASON)
+
+_REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+
+def _bad(what: str) -> ProtocolError:
+    return ProtocolError(INVALID, "pass record: " + what)
+
+
+class PassRecord:
+    def __init__(
+        self,
+        device: str,
+        seq: int,
+        time: int,
+        door: str,
+        kind: str,
+        ref: str,
+        granted: bool,
+        reason: str,
+    ) -> None:
+        self.device = device
+        self.seq = seq
+        self.time = time
+        self.door = door
+        self.kind = kind
+        self.ref = ref
+        self.granted = granted
+        self.reason = reason
+        self.validate()
+
+    def validate(self) -> None:
+        check_device_id(self.device)
+        check_device_id(self.door)
+        if not isinstance(self.seq, int) or self.seq is True or self.seq < 1 or self.seq > 0x7FFFFFFFFFFFFFFF:
+            raise _bad("seq out of range")
+        if not isinstance(self.time, int) or self.time is True or self.time < 0 or self.time > 0xFFFFFFFF:
+            raise _bad("time out of range")
+        if self.kind not in KINDS:
+            raise _bad("unknown credential kind")
+        if not isinstance(self.ref, str) or len(self.ref) > MAX_REF:
+            raise _bad("credential reference must be text of at most %d chars" % MAX_REF)
+        if self.granted is not True and self.granted is not False:
+            raise _bad("granted must be a bool")
+        r = self.reason
+        if not isinstance(r, str) or not (0 < len(r) <= 24):
+            raise _bad("reason must be 1..24 chars")
+        for ch in r:
+            if ch not in _REASON_CHARS:
+                raise _bad("reason must be [a-z0-9-]")
+        if self.granted and r != OK:
+            raise _bad("a granted record has reason 'ok'")
+        if not self.granted and r == OK:
+            raise _bad("a denied record needs a reason")
+
+    def to_map(self) -> dict:
+        return {
+            _F_DEVICE: self.device,
+            _F_SEQ: self.seq,
+            _F_TIME: self.time,
+            _F_DOOR: self.door,
+            _F_KIND: self.kind,
+            _F_REF: self.ref,
+            _F_GRANTED: self.granted,
+            _F_REASON: self.reason,
+        }
+
+    @classmethod
+    def from_map(cls, m: object) -> "PassRecord":
+        if not isinstance(m, dict):
+            raise ProtocolError(MALFORMED, "pass record is not a map")
+        for k in m:
+            if k not in _FIELDS:
+                raise _bad("unknown field")
+        for k in _FIELDS:
+            if k not in m:
+                raise _bad("field %d missing" % k)
+        try:
+            return cls(
+                m[_F_DEVICE],
+                m[_F_SEQ],
+                m[_F_TIME],
+                m[_F_DOOR],
+                m[_F_KIND],
+                m[_F_REF],
+                m[_F_GRANTED],
+                m[_F_REASON],
+            )
+        except ProtocolError:
+            raise
+        except (TypeError, ValueError, AttributeError):
+            raise _bad("field of the wrong type") from None
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_map())
+
+    @classmethod
+    def decode(cls, data: bytes) -> "PassRecord":
+        return cls.from_map(cbor.decode(data, 2, 1024))
+
+    def key(self) -> tuple:
+        return (self.device, self.seq)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PassRecord) and self.to_map() == other.to_map()
+
+    def __repr__(self) -> str:
+        return "PassRecord(%s#%d %s %s %s)" % (
+            self.device,
+            self.seq,
+            self.kind,
+            "granted" if self.granted else "denied",
+            self.reason,
+        )
+
+
+def batch_body(records: list) -> list:
+    if len(records) > MAX_BATCH:
+        raise _bad("batch of %d over limit %d" % (len(records), MAX_BATCH))
+    return [BATCH_VERSION, [r.to_map() for r in records]]
+
+
+def encode_batch(records: list) -> bytes:
+    return cbor.encode(batch_body(records))
+
+
+def batch_from_body(body: object) -> list:
+    if not isinstance(body, list) or len(body) != 2:
+        raise ProtocolError(MALFORMED, "record batch is not [version, records]")
+    if body[0] != BATCH_VERSION or body[0] is True:
+        raise ProtocolError(VERSION, "unsupported record batch version")
+    items = body[1]
+    if not isinstance(items, list):
+        raise ProtocolError(MALFORMED, "record batch has no record list")
+    if len(items) > MAX_BATCH:
+        raise _bad("batch of %d over limit %d" % (len(items), MAX_BATCH))
+    return [PassRecord.from_map(m) for m in items]
+
+
+def decode_batch(data: bytes) -> list:
+    return batch_from_body(cbor.decode(data, 4))

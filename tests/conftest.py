@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT / "tests" / "mpy" / "runner.mjs"
+MP_PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+
+# "ci" (the default under .ci/run) runs thousands of cases per property;
+# "dev" keeps a local edit-test loop quick.
+settings.register_profile(
+    "ci", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+class MicroPythonError(AssertionError):
+    pass
+
+
+def run_micropython(
+    code: str,
+    copy: Sequence[str] = ("protocol",),
+    heap: int = 4 * 1024 * 1024,
+    timeout: float = 120.0,
+    put: Sequence[tuple[Path, str]] = (),
+) -> str:
+    """Run `code` on the MicroPython WebAssembly port; return its stdout."""
+    if not MP_PACKAGE.exists():
+        raise MicroPythonError("MicroPython WebAssembly port missing: run `make setup` (npm ci)")
+    node = shutil.which("node")
+    if node is None:
+        raise MicroPythonError("node is not installed")
+    cmd = [node, str(RUNNER), "--heap", str(heap)]
+    for c in copy:
+        cmd += ["--copy", c]
+    for host, dest in put:
+        cmd += ["--put", f"{host}={dest}"]
+    cmd.append("-")
+    proc = subprocess.run(cmd, input=code, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if proc.returncode != 0:
+        raise MicroPythonError(
+            f"MicroPython run failed (exit {proc.returncode}):\n{proc.stderr}\n{proc.stdout}"
+        )
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def micropython() -> Callable[..., str]:
+    return run_micropython

@@ -1,0 +1,87 @@
+"""Static checks of the rules in the design card that no type checker sees:
+protocol/ and firmware/ stay inside the MicroPython subset, protocol/ stays
+sans-I/O, and only firmware/board/ touches the hardware modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MP_DIRS = ("protocol", "firmware")
+# Not on MicroPython (or not in the subset the design card allows).
+NOT_ON_MICROPYTHON = {
+    "dataclasses",
+    "enum",
+    "typing",
+    "abc",
+    "pathlib",
+    "functools",
+    "itertools",
+    "contextlib",
+    "__future__",
+    "secrets",
+    "logging",
+}
+HARDWARE = {"machine", "network", "umqtt", "esp", "esp32"}
+IO_MODULES = {"socket", "os", "time", "select", "io", "machine", "network", "asyncio", "random", "umqtt"}
+
+
+def _files(d: str) -> list[Path]:
+    return sorted((ROOT / d).rglob("*.py"))
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(top-level module, guarded by try/except ImportError) per import."""
+    tree = ast.parse(path.read_text(), str(path))
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+            (isinstance(h.type, ast.Name) and h.type.id == "ImportError")
+            or (
+                isinstance(h.type, ast.Tuple)
+                and any(getattr(e, "id", "") == "ImportError" for e in h.type.elts)
+            )
+            for h in node.handlers
+        ):
+            for inner in node.body:
+                for sub in ast.walk(inner):
+                    guarded.add(id(sub))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name.split(".")[0], id(node) in guarded) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.module.split(".")[0], id(node) in guarded))
+    return out
+
+
+@pytest.mark.parametrize("path", [p for d in MP_DIRS for p in _files(d)], ids=str)
+def test_micropython_subset(path: Path) -> None:
+    for mod, guarded in _imports(path):
+        assert guarded or mod not in NOT_ON_MICROPYTHON, (
+            f"{path}: imports {mod}, not available on MicroPython"
+        )
+    board = ROOT / "firmware" / "board"
+    if board not in path.parents:
+        for mod, _ in _imports(path):
+            assert mod not in HARDWARE, f"{path}: only firmware/board/ may import {mod}"
+
+
+@pytest.mark.parametrize("path", _files("protocol"), ids=str)
+def test_protocol_is_sans_io(path: Path) -> None:
+    for mod, _ in _imports(path):
+        assert mod not in IO_MODULES, (
+            f"{path}: protocol/ must not import {mod} (callers pass bytes and times in)"
+        )
+    src = path.read_text()
+    assert "open(" not in src.replace("def open(", ""), f"{path}: protocol/ must not open files"
+
+
+def test_cpython_side_never_imports_hardware_modules() -> None:
+    for d in ("gateway", "simulators"):
+        for p in _files(d):
+            for mod, _ in _imports(p):
+                assert mod not in {"machine", "network", "umqtt"}, f"{p} imports {mod}"
