@@ -316,8 +316,245 @@ def record_vectors() -> None:
     write("record", {"records": items, "batch": batch.hex()})
 
 
+def passcode_vectors() -> None:
+    from protocol import passcode as pc
+    from tests.shared.passcode_scenarios import make_verifier, run_step
+
+    root = bytes(range(32))
+    t0 = 1795000000 - 1795000000 % 3600  # on an hour: 2026-11-18 10:00 UTC
+    dev = "lock-0001"
+    k = keys.derive(root, keys.CODE, dev)
+    k_other = keys.derive(root, keys.CODE, "lock-0002")
+    g_key = keys.derive(bytes(range(1, 33)), keys.CODE, "site-7-gates")
+
+    def prof(kind: int, tc: int, unit: int, dur: int) -> int:
+        p = pc.find_profile(kind, tc, unit, dur)
+        assert p >= 0
+        return p
+
+    w5 = pc.make_keypad(k, dev, prof(pc.WINDOW, pc.DEVICE, pc.HOUR, 5), t0 // 3600, 0, 3)
+    w5_other = pc.make_keypad(k_other, "lock-0002", prof(pc.WINDOW, pc.DEVICE, pc.HOUR, 5), t0 // 3600, 0, 3)
+    once = pc.make_keypad(k, dev, prof(pc.ONCE, pc.DEVICE, pc.HOUR, 24), t0 // 3600, 0, 0)
+    month = pc.make_keypad(k, dev, prof(pc.WINDOW, pc.DEVICE, pc.DAY, 31), t0 // 86400, 0, 7)
+    setup = pc.make_keypad(k, dev, prof(pc.SETUP, pc.DEVICE, pc.DAY, 0), 0, 0, 42)
+    daily_p = prof(pc.DAILY, pc.DEVICE, pc.DAY, 7)
+    daily = pc.make_keypad(k, dev, daily_p, t0 // 86400, pc.daily_variant(1, 4), 0)  # 01:00-05:00 UTC
+    gate_p = prof(pc.WINDOW, pc.GROUP, pc.HOUR, 2)
+    gate = pc.make_keypad(g_key, "site-7-gates", gate_p, t0 // 3600, 0, 24)
+    h0 = t0 // 3600
+    lq_once = pc.make_long(k, dev, pc.ONCE, "v-0001", h0, h0 + 48, serial=1)
+    lq_three = pc.make_long(k, dev, pc.WINDOW, "v-0002", h0, h0 + 48, uses=3, serial=2)
+    lq_daily = pc.make_long(k, dev, pc.DAILY, "v-0003", h0 - 10, h0 + 24 * 30, daily=[9, 3], serial=3)
+    lq_other = pc.make_long(k_other, "lock-0002", pc.WINDOW, "v-0004", h0, h0 + 5)
+    lq_group = pc.make_long(g_key, "site-7-gates", pc.WINDOW, "v-0005", h0, h0 + 5)
+    tol = 300
+    end5 = t0 + 5 * 3600
+
+    def kp(code: Any, now: Any, granted: bool, reason: str, mono: Any = None, **extra: Any) -> dict[str, Any]:
+        entry = code.digits if hasattr(code, "digits") else code
+        return {
+            "op": "keypad",
+            "entry": entry,
+            "now": now,
+            "mono": mono if mono is not None else (now or 0),
+            "expect": dict(granted=granted, reason=reason, **extra),
+        }
+
+    def lq(code: Any, now: Any, granted: bool, reason: str) -> dict[str, Any]:
+        entry = code.text() if hasattr(code, "text") else code
+        return {
+            "op": "long",
+            "entry": entry,
+            "now": now,
+            "mono": now or 0,
+            "expect": dict(granted=granted, reason=reason),
+        }
+
+    def bl(body: Any, now: int, result: Any) -> dict[str, Any]:
+        return {"op": "blacklist", "body": to_json(body), "now": now, "expect": {"result": result}}
+
+    base = {"root": root.hex(), "device": dev, "tolerance": tol}
+    scenarios: list[dict[str, Any]] = [
+        dict(
+            base,
+            name="window code and drift edges",
+            steps=[
+                kp(w5, t0 - tol - 1, False, "not-yet-valid"),
+                kp(w5, t0 - tol, True, "ok"),
+                kp(w5, t0 + 3600, True, "ok"),
+                kp(w5, end5 + tol - 1, True, "ok"),
+                kp(w5, end5 + tol, False, "expired"),
+                kp(w5, t0 + 3600, True, "ok"),
+            ],
+        ),
+        dict(
+            base,
+            name="wrong target",
+            steps=[
+                kp(w5_other, t0 + 60, False, "wrong-code"),
+                lq(lq_other, t0 + 60, False, "wrong-target"),
+                lq(lq_group, t0 + 60, False, "wrong-target"),
+            ],
+        ),
+        dict(
+            base,
+            name="one-time reused, across a reboot",
+            steps=[
+                kp(once, t0 + 100, True, "ok"),
+                kp(once, t0 + 200, False, "used"),
+                {"op": "reboot", "mono_before": 250, "mono": 50},
+                kp(once, t0 + 300, False, "used", mono=60),
+                kp(month, t0 + 20 * 86400, True, "ok"),
+                kp(month, t0 + 20 * 86400 + 5, True, "ok"),
+            ],
+        ),
+        dict(
+            base,
+            name="revoked inside validity",
+            steps=[
+                kp(month, t0 + 3600, True, "ok"),
+                bl({1: "full", 2: 1, 4: [[month.code_id, t0 + 40 * 86400]]}, t0 + 3600, 1),
+                kp(month, t0 + 7200, False, "revoked"),
+                bl({1: "delta", 2: 3, 3: 2, 4: []}, t0 + 7200, "err:gap"),
+                bl({1: "full", 2: 1, 4: []}, t0 + 7200, "err:stale"),
+                bl({1: "delta", 2: 2, 3: 1, 4: [["v:v-0002", 0]], 5: [month.code_id]}, t0 + 7200, 2),
+                kp(month, t0 + 7300, True, "ok"),
+                lq(lq_three, t0 + 7300, False, "revoked"),
+                bl({1: "delta", 2: 2, 3: 1, 4: []}, t0 + 7300, "err:duplicate"),
+                {"op": "reboot", "mono_before": 7350, "mono": 0},
+                lq(lq_three, t0 + 7400, False, "revoked"),
+            ],
+        ),
+        dict(
+            base,
+            name="clock unset",
+            steps=[
+                kp(w5, None, False, "clock-unset", mono=10),
+                lq(lq_once, None, False, "clock-unset"),
+                kp(setup, None, True, "ok", mono=20),
+                kp(setup, None, False, "used", mono=30),
+                kp(setup, t0, False, "clock-set"),
+            ],
+        ),
+        dict(
+            base,
+            name="lockout and back-off",
+            throttle=[5, 60, 900, 1800],
+            steps=[
+                kp("0000000001", t0, False, "wrong-code", mono=1000),
+                kp("0000000002", t0, False, "wrong-code", mono=1001),
+                kp("0000000003", t0, False, "wrong-code", mono=1002),
+                kp("0000000004", t0, False, "wrong-code", mono=1003),
+                kp("0000000005", t0, False, "wrong-code", mono=1004, events=["keypad-lockout:60"]),
+                kp(w5, t0 + 10, False, "lockout", mono=1010),
+                lq(lq_three, t0 + 10, True, "ok"),
+                kp("12345", t0 + 70, False, "wrong-code", mono=1070),
+                kp("0000000006", t0 + 70, False, "wrong-code", mono=1070, events=["keypad-lockout:120"]),
+                {"op": "reboot", "mono_before": 1075, "mono": 5},
+                kp(w5, t0 + 100, False, "lockout", mono=100),
+                kp(w5, t0 + 200, True, "ok", mono=200),
+                kp("0000000007", t0 + 200, False, "wrong-code", mono=200, events=["keypad-lockout:240"]),
+                kp(w5, t0 + 20000, False, "lockout", mono=400),
+                kp(w5, t0 + 20000, False, "expired", mono=1000),
+            ],
+        ),
+        dict(
+            base,
+            name="recurring daily window",
+            steps=[
+                kp(daily, t0 // 86400 * 86400 + 2 * 3600, True, "ok"),
+                kp(daily, t0 // 86400 * 86400 + 6 * 3600, False, "outside-hours"),
+                kp(daily, t0 // 86400 * 86400 + 86400 * 6 + 4 * 3600, True, "ok"),
+                kp(daily, t0 // 86400 * 86400 + 86400 * 7 + 2 * 3600, False, "expired"),
+                kp(daily, t0 // 86400 * 86400 - 86400 + 2 * 3600, False, "not-yet-valid"),
+                lq(lq_daily, t0 // 86400 * 86400 + 86400 + 10 * 3600, True, "ok"),
+                lq(lq_daily, t0 // 86400 * 86400 + 86400 + 13 * 3600, False, "outside-hours"),
+            ],
+        ),
+        dict(
+            base,
+            name="group code at a gate",
+            device="gate-A",
+            groups={"site-7-gates": g_key.hex()},
+            keypad_group="site-7-gates",
+            steps=[
+                kp(gate, t0 + 60, True, "ok"),
+                lq(lq_group, t0 + 60, True, "ok"),
+                kp(w5, t0 + 60, False, "wrong-code"),
+            ],
+        ),
+        dict(
+            base,
+            name="long codes: once and counted uses",
+            steps=[
+                lq(lq_once, t0 + 60, True, "ok"),
+                lq(lq_once, t0 + 70, False, "used"),
+                lq(lq_three, t0 + 60, True, "ok"),
+                lq(lq_three, t0 + 61, True, "ok"),
+                lq(lq_three, t0 + 62, True, "ok"),
+                lq(lq_three, t0 + 63, False, "used"),
+                lq(lq_three, t0 + 49 * 3600, False, "expired"),
+                lq("LE1" + "A" * 40, t0, False, "malformed"),
+                lq(
+                    lq_three.text()[:-2] + ("AA" if lq_three.text()[-2:] != "AA" else "BA"),
+                    t0,
+                    False,
+                    "wrong-code",
+                ),
+            ],
+        ),
+        dict(
+            base,
+            name="one-time store full",
+            max_used=1,
+            steps=[
+                lq(lq_once, t0 + 60, True, "ok"),
+                kp(once, t0 + 100, False, "store-full"),
+            ],
+        ),
+    ]
+    out_sc = []
+    for sc in scenarios:
+        v = make_verifier(sc)
+        for i, step in enumerate(sc["steps"]):
+            expect = step.pop("expect", {})
+            v, out = run_step(v, sc, step)
+            for key, val in expect.items():
+                assert out[key] == val, (sc["name"], i, key, out[key], val)
+            if step["op"] in ("keypad", "long"):
+                assert out["hmacs"] == (
+                    2
+                    if step["op"] == "keypad" and out["reason"] != "lockout" and len(step["entry"]) == 10
+                    else out["hmacs"]
+                )
+            step.update(out)
+        out_sc.append(sc)
+    issued = []
+    for code, target, p, su, var, ser in (
+        (w5, dev, prof(pc.WINDOW, pc.DEVICE, pc.HOUR, 5), t0 // 3600, 0, 3),
+        (month, dev, prof(pc.WINDOW, pc.DEVICE, pc.DAY, 31), t0 // 86400, 0, 7),
+        (daily, dev, daily_p, t0 // 86400, pc.daily_variant(1, 4), 0),
+        (setup, dev, prof(pc.SETUP, pc.DEVICE, pc.DAY, 0), 0, 0, 42),
+    ):
+        issued.append(
+            {
+                "root": root.hex(),
+                "target": target,
+                "profile": p,
+                "start_unit": su,
+                "variant": var,
+                "serial": ser,
+                "digits": code.digits,
+                "code_id": code.code_id,
+                "window": [code.start, code.end],
+            }
+        )
+    write("passcode", {"scenarios": out_sc, "issued": issued})
+
+
 if __name__ == "__main__":
     cbor_vectors()
     crypto_vectors()
     envelope_vectors()
     record_vectors()
+    passcode_vectors()

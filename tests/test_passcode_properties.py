@@ -1,0 +1,137 @@
+"""Property and statistical tests for offline pass codes (CPython side)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import keys
+from protocol import passcode as pc
+from protocol.lockout import Throttle
+from protocol.verifier import CodeVerifier
+
+ROOT = bytes(range(32))
+K1 = keys.derive(ROOT, keys.CODE, "lock-1")
+K2 = keys.derive(ROOT, keys.CODE, "lock-2")
+GK = keys.derive(ROOT, keys.CODE, "site-gates")
+T_MIN = 1_700_000_000
+T_MAX = 2_100_000_000
+
+
+def _verifier(tol: int, device: str = "lock-1", key: bytes = K1) -> CodeVerifier:
+    return CodeVerifier(
+        device,
+        key,
+        groups={"site-gates": GK},
+        keypad_group="site-gates",
+        tolerance=tol,
+        throttle=Throttle(threshold=10**9),
+    )
+
+
+@st.composite
+def issued(draw: st.DrawFn) -> tuple[pc.KeypadCode, int, int]:
+    tc = draw(st.sampled_from([pc.DEVICE, pc.GROUP]))
+    kind = draw(st.sampled_from([pc.ONCE, pc.WINDOW]))
+    start = draw(st.integers(min_value=T_MIN, max_value=T_MAX))
+    length = draw(st.integers(min_value=3600, max_value=366 * 86400 - 86400))
+    plans = pc.plan_keypad(kind, tc, start, start + length)
+    if not plans:
+        return (None, 0, tc)  # type: ignore[return-value]
+    p, su = plans[0]
+    key, target = (K1, "lock-1") if tc == pc.DEVICE else (GK, "site-gates")
+    serial = draw(st.integers(min_value=0, max_value=pc.PROFILES[p][6] - 1))
+    code = pc.make_keypad(key, target, p, su, 0, serial)
+    assert code.end <= start + length, "granted window outlasts the request"
+    assert code.start <= start
+    return (code, start + length, tc)
+
+
+@given(issued(), st.integers(min_value=0, max_value=3600), st.data())
+def test_code_verifies_exactly_inside_its_window(
+    c: tuple[pc.KeypadCode, int, int], tol: int, data: st.DataObject
+) -> None:
+    code, _req_end, _tc = c
+    if code is None:
+        return
+    lo, hi = code.start - tol, code.end + tol  # accepted on [lo, hi)
+    for t in (lo, hi - 1, data.draw(st.integers(min_value=lo, max_value=hi - 1))):
+        d = _verifier(tol).keypad(code.digits, t, 0)
+        assert d.granted and d.reason == "ok", (t - code.start, d)
+        assert d.hmacs == 2
+    for t in (lo - 1, hi, data.draw(st.integers(min_value=hi, max_value=hi + 400 * 86400))):
+        d = _verifier(tol).keypad(code.digits, t, 0)
+        assert not d.granted, (t - code.start, d)
+    before = data.draw(st.integers(min_value=lo - 400 * 86400, max_value=lo - 1))
+    assert not _verifier(tol).keypad(code.digits, before, 0).granted
+
+
+@given(issued(), st.data())
+def test_code_is_refused_at_any_other_target(c: tuple[pc.KeypadCode, int, int], data: st.DataObject) -> None:
+    code, _e, tc = c
+    if code is None:
+        return
+    t = data.draw(st.integers(min_value=code.start, max_value=code.end - 1))
+    other = CodeVerifier("lock-2", K2, throttle=Throttle(threshold=10**9))  # no group membership
+    d = other.keypad(code.digits, t, 0)
+    assert not d.granted
+    if tc == pc.DEVICE:
+        assert not _verifier(0, "lock-2", K2).keypad(code.digits, t, 0).granted
+
+
+@given(
+    st.integers(min_value=T_MIN // 3600, max_value=T_MAX // 3600),
+    st.integers(min_value=1, max_value=366 * 24),
+    st.sampled_from([pc.ONCE, pc.WINDOW]),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_long_codes_fit_qr_v4_and_verify_inside_their_window(
+    start_h: int, hours: int, kind: int, holder: str, serial: int
+) -> None:
+    code = pc.make_long(K1, "lock-1", kind, holder, start_h, start_h + hours, uses=0, serial=serial)
+    text = code.text()
+    assert len(text) <= pc.QR_V4_M_ALNUM
+    assert set(text) <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")  # QR alphanumeric mode
+    assert _verifier(0).long(text, start_h * 3600, 0).granted
+    assert not _verifier(0).long(text, (start_h + hours) * 3600, 0).granted
+    assert not _verifier(0).long(text, start_h * 3600 - 1, 0).granted
+
+
+@given(st.text(max_size=120))
+def test_long_code_parser_never_raises_on_junk(text: str) -> None:
+    d = _verifier(300).long(text, 1_800_000_000, 0)
+    assert not d.granted
+
+
+@given(st.text(alphabet="0123456789", min_size=0, max_size=14))
+@settings(max_examples=2000)
+def test_keypad_never_raises_and_costs_at_most_two_hmacs(entry: str) -> None:
+    d = _verifier(300).keypad(entry, 1_800_000_000, 0)
+    assert d.hmacs in (0, 2)
+    if len(entry) == 10:
+        assert d.hmacs == 2
+
+
+def test_random_keypad_entries_are_accepted_at_the_stated_rate() -> None:
+    """1e6 uniformly random 10-digit entries at a time when every live
+    payload slot is genuine-looking: the bound is 1e-5 per attempt, so the
+    count must be consistent with Binomial(1e6, p) for some p <= 1e-5."""
+    n = 1_000_000
+    rng = random.Random(20261122)
+    v = _verifier(300)
+    now = 1_795_000_000
+    accepted = 0
+    for _ in range(n):
+        if v.keypad("%010d" % rng.randrange(10**10), now, 0).granted:
+            accepted += 1
+    # P(X >= 26 | lambda = 10) < 1e-5: a failure here means the rate is too high.
+    assert accepted <= 25, accepted
+    # and the figure in docs/passcodes.md, with the default lockout:
+    per_day = 86400 / Throttle().cap
+    years = (1 / 1e-5) / per_day / 365
+    assert years > 1, years
+    assert math.isclose(years, 2.85, rel_tol=0.01)
