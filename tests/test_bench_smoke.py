@@ -24,3 +24,16 @@ def test_protocol_bench_quick_runs() -> None:
     assert proc.returncode == 0, proc.stderr
     for needle in ("encode 20-record batch", "decode 20-record batch", "MicroPython heap", "ours/anchor"):
         assert needle in proc.stdout
+
+
+def test_passcode_bench_quick_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "passcode_bench.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for needle in ("HMACs/attempt", "TOTP-style", "MicroPython", "accepted"):
+        assert needle in proc.stdout

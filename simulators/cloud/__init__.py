@@ -1,0 +1,1 @@
+"""The cloud backend simulator (its visitor flows arrive with issue 8)."""
