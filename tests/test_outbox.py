@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.outbox import GroupCommitter, Outbox
@@ -96,8 +97,12 @@ def test_group_committer_acks_producers_after_durable_write(tmp_path: Path) -> N
     ob = Outbox(tmp_path)
     gc = GroupCommitter(ob)
     results: dict[str, list[bool]] = {}
+
+    def done_for(k: str) -> Callable[[list[bool]], None]:
+        return lambda r: results.__setitem__(k, r)
+
     for i in range(50):
-        gc.submit(_recs(f"lock-{i}", 1, 11), lambda r, k=f"lock-{i}": results.__setitem__(k, r))
+        gc.submit(_recs(f"lock-{i}", 1, 11), done_for(f"lock-{i}"))
     gc.close()
     assert len(results) == 50 and all(r == [True] * 10 for r in results.values())
     assert ob.backlog() == 500
