@@ -1,0 +1,119 @@
+"""Gateway configuration (TOML). Secrets live in files named by the config,
+never in the config itself, and those files must not be readable by others."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password_file: Path | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    keepalive: int = 30
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return read_secret(self.password_file).decode().strip()
+
+
+@dataclass
+class GatewayConfig:
+    id: str
+    site: str
+    state_dir: Path
+    root_key_file: Path
+    locks_file: Path  # {lock id: hex of the lock's local key}
+    cloud: BrokerConfig = field(default_factory=BrokerConfig)
+    local: BrokerConfig = field(default_factory=BrokerConfig)
+    command_timeout: float = 10.0
+    command_window: int = 64
+    upload_batch: int = 200
+    upload_window: int = 2000
+    status_interval: float = 10.0
+    time_sync_interval: float = 300.0
+
+    def root_key(self) -> bytes:
+        key = read_secret(self.root_key_file)
+        if len(key) != 32:
+            raise ConfigError(f"{self.root_key_file}: a root key is 32 bytes")
+        return key
+
+    def lock_keys(self) -> dict[str, bytes]:
+        raw = json.loads(read_secret(self.locks_file))
+        try:
+            return {str(k): bytes.fromhex(v) for k, v in raw.items()}
+        except (AttributeError, ValueError):
+            raise ConfigError(f"{self.locks_file}: expected {{lock id: hex key}}") from None
+
+
+def read_secret(path: Path) -> bytes:
+    st = path.stat()
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path} holds a secret and must not be accessible to group or others (chmod 600)")
+    return path.read_bytes()
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _broker(d: dict[str, Any], base: Path) -> BrokerConfig:
+    def p(key: str) -> Path | None:
+        return (base / d[key]) if d.get(key) else None
+
+    return BrokerConfig(
+        host=str(d.get("host", "127.0.0.1")),
+        port=int(d.get("port", 1883)),
+        username=d.get("username"),
+        password_file=p("password_file"),
+        tls_ca=p("tls_ca"),
+        tls_cert=p("tls_cert"),
+        tls_key=p("tls_key"),
+        keepalive=int(d.get("keepalive", 30)),
+    )
+
+
+def load(path: Path) -> GatewayConfig:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    base = path.parent
+    g = data.get("gateway", {})
+    try:
+        return GatewayConfig(
+            id=str(g["id"]),
+            site=str(g["site"]),
+            state_dir=base / g.get("state_dir", "state"),
+            root_key_file=base / g["root_key_file"],
+            locks_file=base / g["locks_file"],
+            cloud=_broker(data.get("cloud", {}), base),
+            local=_broker(data.get("local", {}), base),
+            command_timeout=float(data.get("relay", {}).get("timeout_s", 10.0)),
+            command_window=int(data.get("relay", {}).get("window", 64)),
+            upload_batch=int(data.get("upload", {}).get("batch", 200)),
+            upload_window=int(data.get("upload", {}).get("window", 2000)),
+            status_interval=float(g.get("status_interval_s", 10.0)),
+            time_sync_interval=float(g.get("time_sync_interval_s", 300.0)),
+        )
+    except KeyError as e:
+        raise ConfigError(f"{path}: missing required setting {e}") from None

@@ -1,0 +1,331 @@
+"""The gateway daemon: cloud link, local link, command relay, durable record
+outbox and uploader, health. One thread owns all state (`run`); paho's
+network threads only queue what arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+
+from gateway import config as cfgmod
+from gateway.mqttlink import Inbound, MqttLink
+from gateway.outbox import GroupCommitter, Outbox
+from gateway.relay import Answer, CommandRelay, Refused, ToCloud, ToLock
+from gateway.store import open_db
+from protocol import envelope, keys, record
+from protocol.errors import ProtocolError
+
+log = logging.getLogger("lockedge.gateway")
+
+MAX_PAYLOAD = 64 * 1024
+SEQ_RESERVE = 10_000
+
+
+@dataclass
+class Stats:
+    records_in: int = 0
+    records_duplicate: int = 0
+    records_uploaded: int = 0
+    records_acked: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    last_upload: float = 0.0
+    clock_drift: dict[str, float] = field(default_factory=dict)
+
+    def refuse(self, reason: str) -> None:
+        key = reason.split(":")[0]
+        self.refused[key] = self.refused.get(key, 0) + 1
+
+
+class Gateway:
+    def __init__(self, cfg: cfgmod.GatewayConfig) -> None:
+        self.cfg = cfg
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        root = cfg.root_key()
+        self.k_up = keys.derive(root, keys.UPLINK, cfg.id)
+        self.k_cmd = keys.derive(root, keys.CMD, cfg.id)
+        self.lock_keys = cfg.lock_keys()
+        self.db = open_db(cfg.state_dir / "state.json")
+        self.outbox = Outbox(cfg.state_dir / "outbox")
+        self.committer = GroupCommitter(self.outbox)
+        self.relay = CommandRelay(set(self.lock_keys), timeout=cfg.command_timeout, window=cfg.command_window)
+        self.local_rx = envelope.Receiver(lambda s, t: self.lock_keys.get(s) if t == "rec" else None)
+        self.cloud_rx = envelope.Receiver(lambda s, t: self.k_cmd if s == "cloud" else None)
+        self.inbox: queue.Queue[Inbound | tuple[str, str] | tuple[str, Any]] = queue.Queue()
+        self.stats = Stats()
+        self.availability: dict[str, str] = {}
+        self._seq = self._load_seq()
+        self._cursor: tuple[int, int] | None = None
+        self._inflight: dict[tuple[str, int], float] = {}
+        self._last_ack_progress = time.monotonic()
+        self._stop = threading.Event()
+        self._next_status = 0.0
+        s = cfg.site
+        self.cloud = MqttLink(
+            "cloud",
+            f"lockedge-gw-{cfg.id}",
+            cfg.cloud,
+            self.inbox,
+            [f"site/{s}/lock/+/cmd", f"site/{s}/gw/{cfg.id}/rec-ack", f"site/{s}/gw/{cfg.id}/req"],
+            will=(self._t_status(), b"offline"),
+        )
+        self.local = MqttLink(
+            "local",
+            f"lockedge-gw-{cfg.id}",
+            cfg.local,
+            self.inbox,
+            ["lock/+/ack", "lock/+/evt", "lock/+/rec", "lock/+/availability"],
+        )
+
+    # -- topics and sequence numbers ------------------------------------------
+
+    def _t_status(self) -> str:
+        return f"site/{self.cfg.site}/gw/{self.cfg.id}/status"
+
+    def _load_seq(self) -> int:
+        # Envelope sequence numbers must grow across restarts (the cloud keeps
+        # a replay window): reserve blocks on disk, start past the reservation.
+        t = self.db.table("meta")
+        doc = t.get(doc_id=1)
+        start = int(doc["seq_reserved"]) if doc else 0
+        self._reserved = start + SEQ_RESERVE
+        if doc:
+            t.update({"seq_reserved": self._reserved}, doc_ids=[1])
+        else:
+            t.insert({"seq_reserved": self._reserved})
+        return start
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        if self._seq >= self._reserved:
+            self._reserved = self._seq + SEQ_RESERVE
+            self.db.table("meta").update({"seq_reserved": self._reserved}, doc_ids=[1])
+        return self._seq
+
+    def seal_up(self, typ: str, body: object) -> bytes:
+        return envelope.seal(self.k_up, typ, self.cfg.id, self._next_seq(), int(time.time()), body)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.local.start()
+        self.cloud.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """The main loop; returns after `stop()` once in-flight work is drained."""
+        self.start()
+        try:
+            while not self._stop.is_set():
+                self._step(0.05)
+            self._drain()
+        finally:
+            self.committer.close()
+            self.cloud.stop(farewell=(self._t_status(), b"offline"))
+            self.local.stop()
+            self.outbox.close()
+
+    def _drain(self, budget: float = 5.0) -> None:
+        # SIGTERM: stop taking new work, let what is queued reach the outbox,
+        # give in-flight uploads a moment to be acknowledged.
+        end = time.monotonic() + budget
+        while time.monotonic() < end:
+            self._step(0.05)
+            if self.inbox.empty() and (not self._inflight or not self.cloud.connected.is_set()):
+                break
+
+    def _step(self, wait: float) -> None:
+        try:
+            item = self.inbox.get(timeout=wait)
+        except queue.Empty:
+            item = None
+        n = 0
+        while item is not None and n < 1000:
+            self._handle(item)
+            n += 1
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                item = None
+        now = time.time()
+        self._perform(self.relay.tick(now))
+        self._upload()
+        if time.monotonic() >= self._next_status:
+            self._next_status = time.monotonic() + self.cfg.status_interval
+            self.publish_status()
+
+    # -- inbound ---------------------------------------------------------------
+
+    def _handle(self, item: Inbound | tuple[str, Any]) -> None:
+        if isinstance(item, tuple):
+            link, what = item
+            if link == "cloud" and what == "disconnected":
+                # Unacked uploads will be sent again from the oldest record.
+                self._cursor = None
+                self._inflight.clear()
+            elif link == "records-durable":
+                self._ack_lock(*what)
+            return
+        if len(item.payload) > MAX_PAYLOAD:
+            return self._refuse(item.topic, "too-large")
+        parts = item.topic.split("/")
+        try:
+            if item.link == "local" and len(parts) == 3 and parts[0] == "lock":
+                self._from_lock(parts[1], parts[2], item.payload)
+            elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "cmd":
+                self._perform(self.relay.from_cloud(parts[3], item.payload, time.time()))
+            elif item.link == "cloud" and len(parts) == 5 and parts[4] == "rec-ack":
+                self._rec_ack(item.payload)
+            elif item.link == "cloud" and len(parts) == 5 and parts[4] == "req":
+                self._request(item.payload)
+            else:
+                self._refuse(item.topic, "topic outside the tree")
+        except ProtocolError as e:
+            self._refuse(item.topic, f"{e.reason}: {e.message}")
+
+    def _refuse(self, where: str, reason: str) -> None:
+        self.stats.refuse(reason)
+        log.warning("refused message on %s: %s", where, reason)
+
+    def _from_lock(self, lock: str, kind: str, payload: bytes) -> None:
+        if lock not in self.lock_keys:
+            return self._refuse(f"lock/{lock}/{kind}", "unknown lock")
+        if kind == "ack":
+            self._perform(self.relay.from_lock(lock, payload, time.time()))
+        elif kind == "evt":
+            env = envelope.parse(payload)
+            if env.sender != lock:
+                return self._refuse(f"lock/{lock}/evt", "event from another sender")
+            self.cloud.publish(f"site/{self.cfg.site}/lock/{lock}/evt", payload)
+        elif kind == "availability":
+            state = payload.decode(errors="replace")[:16]
+            if state not in ("online", "offline"):
+                return self._refuse(f"lock/{lock}/availability", "unknown availability")
+            self.availability[lock] = state
+            self.cloud.publish(f"site/{self.cfg.site}/lock/{lock}/availability", payload, retain=True)
+        elif kind == "rec":
+            self._records(lock, payload)
+        else:
+            self._refuse(f"lock/{lock}/{kind}", "topic outside the tree")
+
+    def _records(self, lock: str, payload: bytes) -> None:
+        env = self.local_rx.open(payload)
+        if env.sender != lock or env.type != "rec":
+            raise ProtocolError("invalid-field", "record batch from another sender")
+        recs = record.batch_from_body(env.body)
+        if any(r.device != lock for r in recs):
+            raise ProtocolError("invalid-field", "a lock may only submit its own records")
+        items = [(r.device, r.seq, r.encode()) for r in recs]
+
+        def durable(res: list[bool]) -> None:
+            # Called on the committer's thread after fsync: hand back to ours.
+            self.inbox.put(("records-durable", (lock, items, res)))
+
+        self.committer.submit(items, durable)
+
+    def _ack_lock(self, lock: str, items: list[tuple[str, int, bytes]], res: list[bool]) -> None:
+        # Runs after fsync: only now may the lock forget these records.
+        self.stats.records_in += sum(res)
+        self.stats.records_duplicate += len(res) - sum(res)
+        body = [lock, [seq for _d, seq, _b in items]]
+        msg = envelope.seal(
+            self.lock_keys[lock], "rec-ack", self.cfg.id, self._next_seq(), int(time.time()), body
+        )
+        self.local.publish(f"lock/{lock}/rec-ack", msg)
+
+    def _rec_ack(self, payload: bytes) -> None:
+        env = self.cloud_rx.open(payload)
+        if env.type != "rec-ack" or not isinstance(env.body, list):
+            raise ProtocolError("malformed", "record ack body")
+        acks = []
+        for it in env.body:
+            if not (
+                isinstance(it, list) and len(it) == 2 and isinstance(it[0], str) and isinstance(it[1], int)
+            ):
+                raise ProtocolError("malformed", "record ack entry")
+            acks.append((it[0], it[1]))
+            self._inflight.pop((it[0], it[1]), None)
+        n = self.outbox.ack(acks)
+        self.stats.records_acked += n
+        self._last_ack_progress = time.monotonic()
+
+    def _request(self, payload: bytes) -> None:
+        env = self.cloud_rx.open(payload)
+        if env.type != "req" or not isinstance(env.body, dict):
+            raise ProtocolError("malformed", "request body")
+        corr = env.body.get(2)
+        if env.body.get(1) == "status":
+            resp = {1: corr, 2: "ok", 3: json.dumps(self.status())}
+        else:
+            resp = {1: corr, 2: "unknown-verb"}
+        self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/resp", self.seal_up("resp", resp))
+
+    # -- outbound --------------------------------------------------------------
+
+    def _perform(self, actions: list[Any]) -> None:
+        s = self.cfg.site
+        for a in actions:
+            if isinstance(a, ToLock):
+                self.local.publish(f"lock/{a.lock}/cmd", a.data)
+            elif isinstance(a, ToCloud):
+                self.cloud.publish(f"site/{s}/lock/{a.lock}/ack", a.data)
+            elif isinstance(a, Answer):
+                body = {1: a.cmd_id, 2: a.status, 3: a.lock, 4: a.reason}
+                self.cloud.publish(f"site/{s}/lock/{a.lock}/ack", self.seal_up("ack", body))
+            elif isinstance(a, Refused):
+                self._refuse(f"lock {a.lock}", a.reason)
+
+    def _upload(self) -> None:
+        if not self.cloud.connected.is_set():
+            return
+        if self._inflight and time.monotonic() - self._last_ack_progress > 15:
+            # Acks stopped coming (lost, or the cloud restarted): send again.
+            self._cursor = None
+            self._inflight.clear()
+            self._last_ack_progress = time.monotonic()
+        while len(self._inflight) < self.cfg.upload_window:
+            entries, cur = self.outbox.read(self._cursor, self.cfg.upload_batch)
+            entries = [e for e in entries if (e.device, e.seq) not in self._inflight]
+            self._cursor = cur
+            if not entries:
+                return
+            body = [record.BATCH_VERSION, [cbor2.loads(e.data) for e in entries]]
+            self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/rec", self.seal_up("rec", body))
+            now = time.monotonic()
+            if not self._inflight:
+                self._last_ack_progress = now
+            for e in entries:
+                self._inflight[(e.device, e.seq)] = now
+            self.stats.records_uploaded += len(entries)
+            self.stats.last_upload = time.time()
+
+    def status(self) -> dict[str, Any]:
+        age = self.outbox.oldest_unacked_age()
+        return {
+            "gateway": self.cfg.id,
+            "cloud": self.cloud.connected.is_set(),
+            "local": self.local.connected.is_set(),
+            "backlog": self.outbox.backlog(),
+            "oldest_unacked_age_s": None if age is None else round(age, 1),
+            "last_upload": self.stats.last_upload,
+            "records_in": self.stats.records_in,
+            "records_acked": self.stats.records_acked,
+            "refused": self.stats.refused,
+            "locks": self.availability,
+            "clock_drift_s": self.stats.clock_drift,
+        }
+
+    def publish_status(self) -> None:
+        st = self.status()
+        (self.cfg.state_dir / "status.json").write_text(json.dumps(st))
+        if self.cloud.connected.is_set():
+            self.cloud.publish(self._t_status(), json.dumps(st).encode(), retain=True)

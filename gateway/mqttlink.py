@@ -1,0 +1,147 @@
+"""One MQTT connection (paho-mqtt 2.x, callback API version 2).
+
+MQTT v5 first, falling back to 3.1.1 if the broker refuses the protocol
+version; TLS with a CA file and client certificate, or username/password;
+a persistent session (fixed client id, clean start off, session expiry) so
+QoS 1 messages wait at the broker while the link is down; a last will and a
+retained "online" message. paho runs callbacks in its network thread, so
+incoming messages are only put on a queue for the daemon's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.config import BrokerConfig
+
+log = logging.getLogger("lockedge.mqtt")
+
+SESSION_EXPIRY = 7 * 24 * 3600
+_UNSUPPORTED_PROTOCOL = 0x84  # MQTT v5 CONNACK reason; 3.1.1 brokers answer rc 1
+
+
+@dataclass(frozen=True)
+class Inbound:
+    link: str
+    topic: str
+    payload: bytes
+
+
+class MqttLink:
+    def __init__(
+        self,
+        name: str,
+        client_id: str,
+        broker: BrokerConfig,
+        inbox: queue.Queue[Inbound | tuple[str, str]],
+        subscriptions: list[str],
+        will: tuple[str, bytes] | None = None,
+        online: tuple[str, bytes] | None = None,
+    ) -> None:
+        self.name = name
+        self.client_id = client_id
+        self.broker = broker
+        self.inbox = inbox
+        self.subscriptions = subscriptions
+        self.will = will
+        self.online = online
+        self.connected = threading.Event()
+        self.protocol = mqtt.MQTTv5
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.protocol == mqtt.MQTTv5
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=self.protocol,
+            clean_session=None if v5 else False,
+        )
+        c.max_inflight_messages_set(100)
+        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        b = self.broker
+        if b.username:
+            c.username_pw_set(b.username, b.password())
+        if b.tls_ca:
+            c.tls_set(
+                ca_certs=str(b.tls_ca),
+                certfile=str(b.tls_cert) if b.tls_cert else None,
+                keyfile=str(b.tls_key) if b.tls_key else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if self.will:
+            c.will_set(self.will[0], self.will[1], qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        return c
+
+    def start(self) -> None:
+        props = None
+        if self.protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY
+        self.client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            keepalive=self.broker.keepalive,
+            clean_start=False,
+            properties=props,
+        )
+        self.client.loop_start()
+
+    def _on_connect(
+        self, c: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Properties | None
+    ) -> None:
+        if rc.is_failure:
+            if self.protocol == mqtt.MQTTv5 and rc.value in (_UNSUPPORTED_PROTOCOL, 1):
+                log.warning("%s: broker refused MQTT v5; falling back to 3.1.1", self.name)
+                self.protocol = mqtt.MQTTv311
+                threading.Thread(target=self._restart, daemon=True).start()
+                return
+            log.error("%s: connection refused: %s", self.name, rc)
+            return
+        for t in self.subscriptions:
+            c.subscribe(t, qos=1)
+        if self.online:
+            c.publish(self.online[0], self.online[1], qos=1, retain=True)
+        self.connected.set()
+        self.inbox.put((self.name, "connected"))
+
+    def _restart(self) -> None:
+        self.client.loop_stop()
+        self.client = self._make_client()
+        self.start()
+
+    def _on_disconnect(
+        self, c: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Properties | None
+    ) -> None:
+        if self.connected.is_set():
+            log.warning("%s: disconnected (%s)", self.name, rc)
+        self.connected.clear()
+        self.inbox.put((self.name, "disconnected"))
+
+    def _on_message(self, c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(Inbound(self.name, msg.topic, bytes(msg.payload)))
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def stop(self, farewell: tuple[str, bytes] | None = None) -> None:
+        if farewell and self.connected.is_set():
+            try:
+                self.client.publish(farewell[0], farewell[1], qos=1, retain=True).wait_for_publish(2)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,110 @@
+"""The cloud side of the gateway link, for tests and the site simulator:
+verifies record batches, removes duplicates by (device, sequence), acks
+them, sends commands and collects acks. (The full cloud backend with its
+SQLite store and visitor flows is issue 8.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol import envelope, keys, record
+from protocol.errors import ProtocolError
+
+
+class CloudReceiver:
+    def __init__(
+        self, port: int, site: str, gateways: dict[str, bytes], lock_roots: dict[str, bytes]
+    ) -> None:
+        """gateways: {gateway id: root key}; lock_roots: {lock id: root key}."""
+        self.site = site
+        self.gw_up = {g: keys.derive(r, keys.UPLINK, g) for g, r in gateways.items()}
+        self.gw_cmd = {g: keys.derive(r, keys.CMD, g) for g, r in gateways.items()}
+        self.lock_roots = lock_roots
+        self.rx = envelope.Receiver(self._key_for, window=1024)
+        self.lock = threading.Lock()
+        self.received: dict[tuple[str, int], record.PassRecord] = {}
+        self.order: dict[str, list[int]] = defaultdict(list)
+        self.duplicates = 0
+        self.acks: list[tuple[str, envelope.Envelope]] = []
+        self.refused: list[str] = []
+        self.statuses: dict[str, bytes] = {}
+        self.seq = 0
+        self.cmd_seq = int(time.time())  # stays ahead of earlier runs' sequence numbers
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"cloud-{site}", protocol=mqtt.MQTTv5
+        )
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.connected = threading.Event()
+        self.port = port
+
+    def _key_for(self, sender: str, typ: str) -> bytes | None:
+        if sender in self.gw_up:
+            return self.gw_up[sender]
+        root = self.lock_roots.get(sender)
+        return keys.derive(root, keys.UPLINK, sender) if root is not None else None
+
+    def start(self) -> CloudReceiver:
+        self.client.connect_async("127.0.0.1", self.port)
+        self.client.loop_start()
+        if not self.connected.wait(10):
+            raise RuntimeError("cloud receiver could not connect")
+        return self
+
+    def _on_connect(self, c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        c.subscribe(f"site/{self.site}/#", qos=1)
+        self.connected.set()
+
+    def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        parts = msg.topic.split("/")
+        try:
+            if parts[-1] == "rec":
+                self._records(parts[3], bytes(msg.payload))
+            elif parts[-1] == "ack":
+                env = self.rx.open(bytes(msg.payload))
+                with self.lock:
+                    self.acks.append((parts[3], env))
+            elif parts[-1] == "status":
+                self.statuses[parts[3]] = bytes(msg.payload)
+        except ProtocolError as e:
+            with self.lock:
+                self.refused.append(f"{msg.topic}: {e}")
+
+    def _records(self, gw: str, payload: bytes) -> None:
+        env = self.rx.open(payload)
+        recs = record.batch_from_body(env.body)
+        acks = []
+        with self.lock:
+            for r in recs:
+                if r.key() in self.received:
+                    self.duplicates += 1
+                else:
+                    self.received[r.key()] = r
+                    self.order[r.device].append(r.seq)
+                acks.append([r.device, r.seq])
+            self.seq += 1
+            seq = self.seq + int(time.time() * 1000)
+        ack = envelope.seal(self.gw_cmd[gw], "rec-ack", "cloud", seq, int(time.time()), acks)
+        self.client.publish(f"site/{self.site}/gw/{gw}/rec-ack", ack, qos=1)
+
+    def send_command(self, lock: str, cmd_id: str, deadline: int, action: str = "unlock") -> None:
+        with self.lock:
+            self.cmd_seq += 1
+            seq = self.cmd_seq
+        k = keys.derive(self.lock_roots[lock], keys.CMD, lock)
+        body = {1: action, 2: cmd_id, 3: deadline}
+        wire = envelope.seal(k, "cmd", "cloud", seq, int(time.time()), body, lock)
+        self.client.publish(f"site/{self.site}/lock/{lock}/cmd", wire, qos=1)
+
+    def acks_for(self, cmd_id: str) -> list[tuple[str, envelope.Envelope]]:
+        with self.lock:
+            return [(lk, e) for lk, e in self.acks if isinstance(e.body, dict) and e.body.get(1) == cmd_id]
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,130 @@
+"""A whole gateway on one machine for integration tests: two real Mosquitto
+brokers on free loopback ports (cloud: anonymous; local: per-lock passwords
+and the shipped ACL), the gateway daemon, stub locks, the cloud receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config import write_secret
+from gateway.daemon import Gateway
+from gateway.localbroker import acl_text
+from protocol import keys
+from simulators.broker import Mosquitto
+from simulators.cloud.receiver import CloudReceiver
+from tests.lockstub import StubLock
+
+SITE = "site-7"
+GW = "gw-1"
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Site:
+    dir: Path
+    n_locks: int
+    gw_root: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    lock_roots: dict[str, bytes] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)
+    cloud_broker: Mosquitto | None = None
+    local_broker: Mosquitto | None = None
+    gateway: Gateway | None = None
+    gw_thread: threading.Thread | None = None
+    cloud: CloudReceiver | None = None
+    locks: dict[str, StubLock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for i in range(self.n_locks):
+            lid = f"lock-{i:04d}"
+            self.lock_roots[lid] = secrets.token_bytes(32)
+            self.passwords[lid] = secrets.token_hex(12)
+        self.passwords["gateway"] = secrets.token_hex(12)
+
+    def config_file(self) -> Path:
+        """Write gateway.toml and its secret files; return the config path."""
+        d = self.dir
+        write_secret(d / "gateway.key", self.gw_root)
+        locks = {lid: keys.derive(r, keys.LOCAL, lid).hex() for lid, r in self.lock_roots.items()}
+        write_secret(d / "locks.json", json.dumps(locks).encode())
+        write_secret(d / "local.pass", self.passwords["gateway"].encode())
+        assert self.cloud_broker and self.local_broker
+        (d / "gateway.toml").write_text(
+            f'[gateway]\nid = "{GW}"\nsite = "{SITE}"\nstate_dir = "state"\n'
+            'root_key_file = "gateway.key"\nlocks_file = "locks.json"\nstatus_interval_s = 1\n\n'
+            f'[cloud]\nhost = "127.0.0.1"\nport = {self.cloud_broker.port}\n\n'
+            f'[local]\nhost = "127.0.0.1"\nport = {self.local_broker.port}\nusername = "gateway"\n'
+            'password_file = "local.pass"\n\n[relay]\ntimeout_s = 2\n'
+        )
+        return d / "gateway.toml"
+
+    def start_brokers(self) -> None:
+        self.cloud_broker = Mosquitto("cloud", workdir=self.dir / "cloud-broker").start()
+        self.local_broker = Mosquitto(
+            "local", workdir=self.dir / "local-broker", users=self.passwords, acl=acl_text("gateway")
+        ).start()
+
+    def start_gateway(self) -> Gateway:
+        from gateway import config
+
+        self.gateway = Gateway(config.load(self.config_file()))
+        self.gw_thread = threading.Thread(target=self.gateway.run, daemon=True)
+        self.gw_thread.start()
+        wait_for(
+            lambda: self.gateway is not None and self.gateway.local.connected.is_set(),
+            what="gateway local link",
+        )
+        return self.gateway
+
+    def stop_gateway(self) -> None:
+        if self.gateway and self.gw_thread:
+            self.gateway.stop()
+            self.gw_thread.join(15)
+        self.gateway = None
+
+    def start_cloud(self) -> CloudReceiver:
+        assert self.cloud_broker
+        self.cloud = CloudReceiver(self.cloud_broker.port, SITE, {GW: self.gw_root}, self.lock_roots).start()
+        return self.cloud
+
+    def start_locks(self, auto_ack: bool = True) -> None:
+        assert self.local_broker
+        for lid, root in self.lock_roots.items():
+            self.locks[lid] = StubLock(
+                lid, root, self.local_broker.port, self.passwords[lid], auto_ack
+            ).start()
+
+    def close(self) -> None:
+        for lk in self.locks.values():
+            lk.stop()
+        if self.cloud:
+            self.cloud.stop()
+        self.stop_gateway()
+        for b in (self.cloud_broker, self.local_broker):
+            if b:
+                b.close()
+
+
+def open_site(tmp: Path, n_locks: int = 2, auto_ack: bool = True) -> Site:
+    os.chmod(tmp, 0o700)
+    s = Site(tmp, n_locks)
+    s.start_brokers()
+    s.start_cloud()
+    s.start_gateway()
+    s.start_locks(auto_ack)
+    wait_for(lambda: s.gateway is not None and s.gateway.cloud.connected.is_set(), what="gateway cloud link")
+    return s

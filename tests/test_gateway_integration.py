@@ -1,0 +1,143 @@
+"""The gateway against real Mosquitto brokers (cloud + local) on loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol import envelope, keys
+from tests.gwfixtures import SITE, Site, open_site, wait_for
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    s = open_site(tmp_path, n_locks=3)
+    yield s
+    s.close()
+
+
+def test_command_round_trip_end_to_end(site: Site) -> None:
+    assert site.cloud
+    site.cloud.send_command("lock-0001", "c-1", int(time.time()) + 30)
+    wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("c-1")), what="ack")
+    lock, env = site.cloud.acks_for("c-1")[0]
+    assert lock == "lock-0001" and env.sender == "lock-0001" and env.body == {1: "c-1", 2: "done"}
+    assert [e.body[2] for e in site.locks["lock-0001"].commands] == ["c-1"]  # type: ignore[index]
+    assert not site.locks["lock-0002"].commands
+
+
+def test_expired_command_is_answered_and_never_reaches_the_lock(site: Site) -> None:
+    assert site.cloud
+    site.cloud.send_command("lock-0001", "late", int(time.time()) - 1)
+    wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("late")), what="expired answer")
+    _lock, env = site.cloud.acks_for("late")[0]
+    assert env.sender == "gw-1" and env.body[2] == "expired"  # type: ignore[index]
+    time.sleep(0.3)
+    assert not site.locks["lock-0001"].commands
+
+
+def test_duplicate_command_ids_execute_once(site: Site) -> None:
+    assert site.cloud
+    dl = int(time.time()) + 30
+    site.cloud.send_command("lock-0002", "dup", dl)
+    site.cloud.send_command("lock-0002", "dup", dl)
+    wait_for(lambda: site.cloud is not None and len(site.cloud.acks_for("dup")) >= 1, what="ack")
+    site.cloud.send_command("lock-0002", "dup", dl)  # after the ack: the same answer again
+    # The gateway replays the lock's own ack envelope, byte for byte; the
+    # cloud's replay window recognises it as the ack it already has.
+    wait_for(
+        lambda: site.cloud is not None and any("duplicate" in r for r in site.cloud.refused),
+        what="repeated answer",
+    )
+    assert len(site.cloud.acks_for("dup")) == 1
+    assert len(site.locks["lock-0002"].commands) == 1
+
+
+def test_records_flow_lock_to_cloud_exactly_once_after_dedupe(site: Site) -> None:
+    lk = site.locks["lock-0000"]
+    lk.produce(250, batch=50)
+    wait_for(lambda: not lk.unacked, what="rec-acks to the lock")
+    lk.next_rec -= 50  # the lock "forgot" an ack and sends a batch again
+    lk.produce(0)
+    assert site.cloud
+    wait_for(lambda: site.cloud is not None and len(site.cloud.received) == 250, what="records in the cloud")
+    assert site.cloud.order["lock-0000"] == list(range(1, 251))
+    wait_for(lambda: site.gateway is not None and site.gateway.outbox.backlog() == 0, what="outbox drained")
+
+
+def test_bad_input_is_refused_and_does_not_disturb_other_locks(site: Site) -> None:
+    gw = site.gateway
+    assert gw and site.local_broker and site.cloud
+    # The gateway's own credentials may publish anywhere under lock/, like an attacker on the LAN could.
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="intruder", protocol=mqtt.MQTTv5)
+    c.username_pw_set("gateway-test", "x")
+    lk = site.locks["lock-0001"]
+    forged = envelope.seal(keys.derive(bytes(32), keys.LOCAL, "lock-0001"), "rec", "lock-0001", 1, 0, [1, []])
+    bad = [
+        ("lock/lock-0001/rec", b"\xff\x00 not cbor"),
+        ("lock/lock-0001/rec", forged),
+        ("lock/lock-0001/rec", b"\x00" * 70_000),
+        ("lock/ghost/rec", forged),
+        ("lock/lock-0001/whatever", b"x"),
+    ]
+    for topic, payload in bad:
+        lk.client.publish(topic, payload, qos=1)  # ACL drops what is not its own
+    site.locks["lock-0002"].produce(20)
+    wait_for(lambda: site.cloud is not None and len(site.cloud.received) >= 20, what="other lock's records")
+    wait_for(lambda: sum(gw.stats.refused.values()) >= 2, what="refusals")
+    assert {"malformed", "bad-tag", "too-large"} & set(gw.stats.refused)
+    assert gw.outbox.backlog() == 0 or len(site.cloud.received) == 20
+
+
+def test_lock_cannot_act_as_another_lock_on_the_local_broker(site: Site) -> None:
+    """The shipped ACL against the real broker."""
+    assert site.local_broker
+    got: list[str] = []
+    spy = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lock-0002-spy", protocol=mqtt.MQTTv5)
+    spy.username_pw_set("lock-0002", site.passwords["lock-0002"])
+    spy.on_message = lambda c, u, m: got.append(m.topic)
+    spy.connect("127.0.0.1", site.local_broker.port)
+    spy.loop_start()
+    spy.subscribe("lock/lock-0001/cmd", qos=1)  # another lock's commands
+    spy.subscribe("lock/lock-0002/cmd", qos=1)
+    time.sleep(0.3)
+    assert site.cloud
+    site.cloud.send_command("lock-0001", "secret", int(time.time()) + 30)
+    wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("secret")), what="ack")
+    # and lock-0002 cannot publish an ack as lock-0001
+    k = keys.derive(site.lock_roots["lock-0002"], keys.UPLINK, "lock-0002")
+    spy.publish(
+        "lock/lock-0001/ack", envelope.seal(k, "ack", "lock-0002", 1, 0, {1: "secret", 2: "x"}), qos=1
+    )
+    time.sleep(0.5)
+    spy.loop_stop()
+    spy.disconnect()
+    assert "lock/lock-0001/cmd" not in got
+    assert len(site.cloud.acks_for("secret")) == 1
+
+
+def test_lock_timeout_is_answered(tmp_path: Path) -> None:
+    s = open_site(tmp_path, n_locks=1, auto_ack=False)
+    try:
+        assert s.cloud
+        s.cloud.send_command("lock-0000", "slow", int(time.time()) + 60)
+        wait_for(
+            lambda: s.cloud is not None and bool(s.cloud.acks_for("slow")), timeout=10, what="timeout answer"
+        )
+        assert s.cloud.acks_for("slow")[0][1].body[2] == "timeout"  # type: ignore[index]
+    finally:
+        s.close()
+
+
+def test_status_is_published_retained(site: Site) -> None:
+    wait_for(
+        lambda: site.cloud is not None and b"backlog" in site.cloud.statuses.get("gw-1", b""), what="status"
+    )
+    assert site.gateway is not None
+    assert (site.gateway.cfg.state_dir / "status.json").exists()
+    assert SITE
