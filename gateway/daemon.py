@@ -167,20 +167,23 @@ class Gateway:
 
     def _handle(self, item: Inbound | tuple[str, Any]) -> None:
         if isinstance(item, tuple):
-            link, what = item
-            if link == "cloud" and what == "disconnected":
+            source, what = item
+            if source == "cloud" and what == "disconnected":
                 # Unacked uploads will be sent again from the oldest record.
                 self._cursor = None
                 self._inflight.clear()
-            elif link == "records-durable":
+            elif source == "records-durable":
                 self._ack_lock(*what)
             return
+        mq = self.cloud if item.link == "cloud" else self.local
+        deferred = False
         if len(item.payload) > MAX_PAYLOAD:
+            mq.ack(item)
             return self._refuse(item.topic, "too-large")
         parts = item.topic.split("/")
         try:
             if item.link == "local" and len(parts) == 3 and parts[0] == "lock":
-                self._from_lock(parts[1], parts[2], item.payload)
+                deferred = self._from_lock(parts[1], parts[2], item)
             elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "cmd":
                 self._perform(self.relay.from_cloud(parts[3], item.payload, time.time()))
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "rec-ack":
@@ -191,34 +194,44 @@ class Gateway:
                 self._refuse(item.topic, "topic outside the tree")
         except ProtocolError as e:
             self._refuse(item.topic, f"{e.reason}: {e.message}")
+        finally:
+            if not deferred:
+                mq.ack(item)
 
     def _refuse(self, where: str, reason: str) -> None:
         self.stats.refuse(reason)
         log.warning("refused message on %s: %s", where, reason)
 
-    def _from_lock(self, lock: str, kind: str, payload: bytes) -> None:
+    def _from_lock(self, lock: str, kind: str, item: Inbound) -> bool:
+        """Handle a message from a lock; True if its broker ack is deferred."""
+        payload = item.payload
         if lock not in self.lock_keys:
-            return self._refuse(f"lock/{lock}/{kind}", "unknown lock")
+            self._refuse(f"lock/{lock}/{kind}", "unknown lock")
+            return False
         if kind == "ack":
             self._perform(self.relay.from_lock(lock, payload, time.time()))
         elif kind == "evt":
             env = envelope.parse(payload)
             if env.sender != lock:
-                return self._refuse(f"lock/{lock}/evt", "event from another sender")
+                self._refuse(f"lock/{lock}/evt", "event from another sender")
+                return False
             self.cloud.publish(f"site/{self.cfg.site}/lock/{lock}/evt", payload)
         elif kind == "availability":
             state = payload.decode(errors="replace")[:16]
             if state not in ("online", "offline"):
-                return self._refuse(f"lock/{lock}/availability", "unknown availability")
+                self._refuse(f"lock/{lock}/availability", "unknown availability")
+                return False
             self.availability[lock] = state
             self.cloud.publish(f"site/{self.cfg.site}/lock/{lock}/availability", payload, retain=True)
         elif kind == "rec":
-            self._records(lock, payload)
+            self._records(lock, item)
+            return True
         else:
             self._refuse(f"lock/{lock}/{kind}", "topic outside the tree")
+        return False
 
-    def _records(self, lock: str, payload: bytes) -> None:
-        env = self.local_rx.open(payload)
+    def _records(self, lock: str, item: Inbound) -> None:
+        env = self.local_rx.open(item.payload)
         if env.sender != lock or env.type != "rec":
             raise ProtocolError("invalid-field", "record batch from another sender")
         recs = record.batch_from_body(env.body)
@@ -228,12 +241,15 @@ class Gateway:
 
         def durable(res: list[bool]) -> None:
             # Called on the committer's thread after fsync: hand back to ours.
-            self.inbox.put(("records-durable", (lock, items, res)))
+            self.inbox.put(("records-durable", (lock, items, res, item)))
 
         self.committer.submit(items, durable)
 
-    def _ack_lock(self, lock: str, items: list[tuple[str, int, bytes]], res: list[bool]) -> None:
-        # Runs after fsync: only now may the lock forget these records.
+    def _ack_lock(
+        self, lock: str, items: list[tuple[str, int, bytes]], res: list[bool], item: Inbound
+    ) -> None:
+        # Runs after fsync: only now may the broker and the lock forget them.
+        self.local.ack(item)
         self.stats.records_in += sum(res)
         self.stats.records_duplicate += len(res) - sum(res)
         body = [lock, [seq for _d, seq, _b in items]]

@@ -6,6 +6,10 @@ a persistent session (fixed client id, clean start off, session expiry) so
 QoS 1 messages wait at the broker while the link is down; a last will and a
 retained "online" message. paho runs callbacks in its network thread, so
 incoming messages are only put on a queue for the daemon's own thread.
+
+Acks are manual: a QoS 1 message is acknowledged to the broker only when the
+daemon has finished with it (a record batch: after its fsync), so a gateway
+that dies mid-way gets it redelivered, in order, after it restarts.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Inbound:
     link: str
     topic: str
     payload: bytes
+    mid: int = 0
+    qos: int = 0
 
 
 class MqttLink:
@@ -66,6 +72,7 @@ class MqttLink:
             client_id=self.client_id,
             protocol=self.protocol,
             clean_session=None if v5 else False,
+            manual_ack=True,
         )
         c.max_inflight_messages_set(100)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -132,7 +139,11 @@ class MqttLink:
         self.inbox.put((self.name, "disconnected"))
 
     def _on_message(self, c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Inbound(self.name, msg.topic, bytes(msg.payload)))
+        self.inbox.put(Inbound(self.name, msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    def ack(self, item: Inbound) -> None:
+        if item.qos > 0:
+            self.client.ack(item.mid, item.qos)
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=1, retain=retain)

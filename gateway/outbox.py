@@ -9,7 +9,8 @@ Layout (one directory):
 
     seg-<n>.log   frames of records, append-only
     seg-<n>.ack   frames of acks for the records of segment n
-    devices.json  highest sequence seen per device (atomic writes)
+    devices.json  per device: highest sequence seen, and the holes below it
+                  (sequences never stored), kept across compaction
 
     frame = u32 length | u32 CRC-32 of payload | payload (CBOR)
     record payload = [device, seq, appended_at, data]
@@ -45,6 +46,7 @@ log = logging.getLogger("lockedge.outbox")
 
 _HEAD = struct.Struct(">II")
 MAX_FRAME = 1 << 20
+MAX_HOLES = 100_000  # a sequence jump larger than this is a loss, not holes to wait for
 SEGMENT_BYTES = 4 << 20
 
 
@@ -112,6 +114,10 @@ class Outbox:
         self.fsync = fsync
         self._lock = threading.RLock()
         self.last_seq: dict[str, int] = {}
+        # Sequences below last_seq that were never stored: a producer that
+        # resends an old record after newer ones arrived must not be told
+        # "duplicate" (that would lose it). Bounded per device.
+        self.holes: dict[str, set[int]] = {}
         # device -> {seq: segment}; segment -> unacked count
         self.unacked: dict[str, dict[int, int]] = {}
         self.seg_unacked: dict[int, int] = {}
@@ -153,8 +159,13 @@ class Outbox:
     def _recover(self) -> RecoveryReport:
         rep = RecoveryReport()
         dev_file = self.dir / "devices.json"
+        persisted_last: dict[str, int] = {}
         if dev_file.exists():
-            self.last_seq = {k: int(v) for k, v in json.loads(dev_file.read_text()).items()}
+            saved = json.loads(dev_file.read_text())
+            persisted_last = {k: int(v) for k, v in saved["last"].items()}
+            self.holes = {k: set(v) for k, v in saved["holes"].items()}
+        self.last_seq = dict(persisted_last)
+        stored: dict[str, set[int]] = {}
         for seg in self._segments():
             rep.segments += 1
             for path in (self._log(seg), self._ack(seg)):
@@ -176,6 +187,7 @@ class Outbox:
                         device, seq, at, _data = cbor2.loads(p)
                         self.unacked.setdefault(device, {})[seq] = seg
                         self.last_seq[device] = max(self.last_seq.get(device, 0), seq)
+                        stored.setdefault(device, set()).add(seq)
                         self.oldest.setdefault(seg, at)
                         count += 1
                     rep.records += count
@@ -186,6 +198,18 @@ class Outbox:
                         if self.unacked.get(device, {}).pop(seq, None) is not None:
                             self.seg_unacked[seg] -= 1
                             rep.acked += 1
+        for device, seqs in stored.items():
+            lo = persisted_last.get(device, 0)
+            gaps = (
+                set(range(lo + 1, self.last_seq[device] + 1)) - seqs
+                if self.last_seq[device] - lo <= MAX_HOLES
+                else set()
+            )
+            h = (self.holes.get(device, set()) | gaps) - seqs
+            if h:
+                self.holes[device] = h
+            else:
+                self.holes.pop(device, None)
         for seg in [s for s, n in self.seg_unacked.items() if n == 0]:
             self._drop_segment(seg)
         if rep.torn_bytes or rep.corrupt_frames:
@@ -217,12 +241,22 @@ class Outbox:
             out = []
             buf = bytearray()
             new: list[tuple[str, int]] = []
+            undo: list[tuple[str, int, int | None]] = []  # (device, old last, filled hole)
             for device, seq, data in items:
-                if seq <= self.last_seq.get(device, 0):
+                last = self.last_seq.get(device, 0)
+                holes = self.holes.get(device)
+                if seq <= last and not (holes and seq in holes):
                     out.append(False)
                     continue
                 buf += _frame(cbor2.dumps([device, seq, at, data]))
-                self.last_seq[device] = seq
+                if seq > last:
+                    if last and seq - last - 1 <= MAX_HOLES:
+                        self.holes.setdefault(device, set()).update(range(last + 1, seq))
+                    self.last_seq[device] = seq
+                    undo.append((device, last, None))
+                else:
+                    holes.discard(seq)  # type: ignore[union-attr]
+                    undo.append((device, last, seq))
                 new.append((device, seq))
                 out.append(True)
             if buf:
@@ -231,8 +265,11 @@ class Outbox:
                     if self.fsync:
                         os.fsync(self._fd)
                 except OSError:
-                    for device, seq in new:  # not durable: not taken
-                        self.last_seq[device] = seq - 1
+                    for device, last, hole in reversed(undo):  # not durable: not taken
+                        if hole is not None:
+                            self.holes.setdefault(device, set()).add(hole)
+                        else:
+                            self.last_seq[device] = last
                     raise
                 self._size += len(buf)
                 for device, seq in new:
@@ -336,7 +373,8 @@ class Outbox:
                 # The records that told us each device's last sequence may be
                 # gone now; keep the high-water marks so a retransmission of an
                 # acknowledged record is still recognised as a duplicate.
-                atomic_write(self.dir / "devices.json", json.dumps(self.last_seq).encode())
+                state = {"last": self.last_seq, "holes": {d: sorted(h) for d, h in self.holes.items() if h}}
+                atomic_write(self.dir / "devices.json", json.dumps(state).encode())
                 self._fsync_dir()
             return len(done)
 

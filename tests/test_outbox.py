@@ -156,3 +156,26 @@ def test_kill_9_during_ingestion_and_upload_loses_nothing_acked(tmp_path: Path) 
         assert s in remaining or s in cloud_acked, s
     assert not (remaining & cloud_acked)
     assert ob.last_seq["lock-1"] >= acked_to_producer
+
+
+def test_old_record_resent_after_newer_ones_is_stored_not_called_duplicate(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path, segment_bytes=300)
+    ob.append(_recs("l", 1, 51))
+    ob.append(_recs("l", 101, 151))  # 51..100 lost in a gateway crash, newer ones arrived
+    assert ob.append(_recs("l", 51, 101)) == [True] * 50  # the lock's resend
+    assert ob.append(_recs("l", 51, 53)) == [False, False]  # now they are duplicates
+    ob.ack([("l", s) for s in range(1, 51)])  # compaction writes devices.json
+    ob.close()
+    ob = Outbox(tmp_path, segment_bytes=300)
+    assert sorted(e.seq for e in ob.pending(1000)) == list(range(51, 151))
+    ob.close()
+    # Holes survive compaction and restart: a gap still open is still open.
+    d2 = tmp_path / "b"
+    ob = Outbox(d2, segment_bytes=200)
+    ob.append(_recs("m", 1, 21))
+    ob.append(_recs("m", 30, 41))  # 21..29 missing
+    ob.ack([("m", s) for s in list(range(1, 21)) + list(range(30, 41))])
+    ob.close()
+    ob = Outbox(d2, segment_bytes=200)
+    assert ob.append(_recs("m", 25, 26)) == [True]
+    assert ob.append(_recs("m", 35, 36)) == [False]
