@@ -66,6 +66,7 @@ class Gateway:
         self._inflight: dict[tuple[str, int], float] = {}
         self._last_ack_progress = time.monotonic()
         self._stop = threading.Event()
+        self._upload_due = True  # something may be waiting to go up
         self._next_status = 0.0
         s = cfg.site
         self.cloud = MqttLink(
@@ -168,10 +169,11 @@ class Gateway:
     def _handle(self, item: Inbound | tuple[str, Any]) -> None:
         if isinstance(item, tuple):
             source, what = item
-            if source == "cloud" and what == "disconnected":
+            if source == "cloud":
                 # Unacked uploads will be sent again from the oldest record.
                 self._cursor = None
                 self._inflight.clear()
+                self._upload_due = True
             elif source == "records-durable":
                 self._ack_lock(*what)
             return
@@ -250,6 +252,7 @@ class Gateway:
     ) -> None:
         # Runs after fsync: only now may the broker and the lock forget them.
         self.local.ack(item)
+        self._upload_due = True
         self.stats.records_in += sum(res)
         self.stats.records_duplicate += len(res) - sum(res)
         body = [lock, [seq for _d, seq, _b in items]]
@@ -272,6 +275,7 @@ class Gateway:
             self._inflight.pop((it[0], it[1]), None)
         n = self.outbox.ack(acks)
         self.stats.records_acked += n
+        self._upload_due = True
         self._last_ack_progress = time.monotonic()
 
     def _request(self, payload: bytes) -> None:
@@ -308,11 +312,15 @@ class Gateway:
             self._cursor = None
             self._inflight.clear()
             self._last_ack_progress = time.monotonic()
+            self._upload_due = True
+        if not self._upload_due:
+            return
         while len(self._inflight) < self.cfg.upload_window:
             entries, cur = self.outbox.read(self._cursor, self.cfg.upload_batch)
             entries = [e for e in entries if (e.device, e.seq) not in self._inflight]
             self._cursor = cur
             if not entries:
+                self._upload_due = False
                 return
             body = [record.BATCH_VERSION, [cbor2.loads(e.data) for e in entries]]
             self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/rec", self.seal_up("rec", body))

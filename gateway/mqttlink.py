@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ class MqttLink:
                 return
             log.error("%s: connection refused: %s", self.name, rc)
             return
+        nodelay(c)
         for t in self.subscriptions:
             c.subscribe(t, qos=1)
         if self.online:
@@ -156,3 +158,11 @@ class MqttLink:
                 pass
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def nodelay(c: mqtt.Client) -> None:
+    """Disable Nagle's algorithm: paho leaves it on, and with delayed ACKs a
+    small command (a door unlock) can wait tens of milliseconds per hop."""
+    sock = c.socket()
+    if sock is not None and hasattr(sock, "setsockopt"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

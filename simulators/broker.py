@@ -58,6 +58,7 @@ class Mosquitto:
             "autosave_interval 1",
             f"max_queued_messages {self.max_queued}",
             "max_inflight_messages 100",
+            "set_tcp_nodelay true",
             "log_type error",
             "log_type warning",
             f"log_dest file {self.dir}/mosquitto.log",

@@ -10,6 +10,7 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.mqttlink import nodelay
 from protocol import envelope, keys, record
 from protocol.errors import ProtocolError
 
@@ -52,6 +53,7 @@ class StubLock:
         return self
 
     def _on_connect(self, c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        nodelay(c)
         for t in ("cmd", "rec-ack", "time", "bl"):
             c.subscribe(f"lock/{self.id}/{t}", qos=1)
         c.publish(f"lock/{self.id}/availability", b"online", qos=1, retain=True)

@@ -78,7 +78,10 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
                 lk.resend_unacked()  # a real lock retries what was never acked
         stop.set()
         producer.join()
+        started = time.time()
         gw = _gateway_process(cfg)
+        status = tmp_path / "state" / "status.json"
+        wait_for(lambda: status.exists() and status.stat().st_mtime >= started, timeout=30, what="gateway up")
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and any(lk.unacked for lk in s.locks.values()):

@@ -12,6 +12,7 @@ from collections import defaultdict
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.mqttlink import nodelay
 from protocol import envelope, keys, record
 from protocol.errors import ProtocolError
 
@@ -31,6 +32,7 @@ class CloudReceiver:
         self.order: dict[str, list[int]] = defaultdict(list)
         self.duplicates = 0
         self.acks: list[tuple[str, envelope.Envelope]] = []
+        self.ack_times: dict[str, float] = {}  # command id -> perf_counter at arrival
         self.refused: list[str] = []
         self.statuses: dict[str, bytes] = {}
         self.seq = 0
@@ -57,6 +59,7 @@ class CloudReceiver:
         return self
 
     def _on_connect(self, c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        nodelay(c)
         c.subscribe(f"site/{self.site}/#", qos=1)
         self.connected.set()
 
@@ -66,9 +69,12 @@ class CloudReceiver:
             if parts[-1] == "rec":
                 self._records(parts[3], bytes(msg.payload))
             elif parts[-1] == "ack":
+                t = time.perf_counter()
                 env = self.rx.open(bytes(msg.payload))
                 with self.lock:
                     self.acks.append((parts[3], env))
+                    if isinstance(env.body, dict) and isinstance(env.body.get(1), str):
+                        self.ack_times.setdefault(env.body[1], t)
             elif parts[-1] == "status":
                 self.statuses[parts[3]] = bytes(msg.payload)
         except ProtocolError as e:
