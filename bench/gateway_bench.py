@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from gateway.mqttlink import nodelay  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from protocol import record  # noqa: E402
-from tests.gwfixtures import open_site, wait_for  # noqa: E402
+from tests.gwfixtures import Site, open_site, wait_for  # noqa: E402
 
 
 def rec_bytes(dev: str, seq: int) -> bytes:
@@ -115,9 +115,29 @@ def bench_drain(n: int, d: Path) -> tuple[float, float]:
 
 
 def bench_rtt(n_locks: int, n_cmds: int, d: Path) -> tuple[list[float], list[float]]:
-    s = open_site(d, n_locks=n_locks)
+    # The gateway runs as its own process, as in production; the lock clients
+    # and the cloud share this one.
+    os.chmod(d, 0o700)
+    s = Site(d, n_locks)
+    s.start_brokers()
+    s.start_cloud()
+    cfg = s.config_file()
+    started = time.time()
+    gw = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    status = d / "state" / "status.json"
     try:
+        wait_for(lambda: status.exists() and status.stat().st_mtime >= started, timeout=30, what="gateway up")
+        s.start_locks()
+        time.sleep(1.0)
         assert s.cloud and s.cloud_broker
+        for i in range(20):  # warm-up
+            s.cloud.send_command(sorted(s.locks)[i % n_locks], "w-%d" % i, int(time.time()) + 30)
+        time.sleep(1.0)
         lats = []
         locks = sorted(s.locks)
         for i in range(n_cmds):
@@ -166,6 +186,8 @@ def bench_rtt(n_locks: int, n_cmds: int, d: Path) -> tuple[list[float], list[flo
             c.disconnect()
         return lats, bare
     finally:
+        gw.terminate()
+        gw.wait(20)
         s.close()
 
 
@@ -186,8 +208,6 @@ gw.stop(); t.join(10)
 
 
 def bench_rss(n_locks: int, backlog: int, d: Path) -> tuple[int, int]:
-    from tests.gwfixtures import Site
-
     os.chmod(d, 0o700)
     s = Site(d, n_locks)
     s.start_brokers()

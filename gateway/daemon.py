@@ -68,6 +68,7 @@ class Gateway:
         self._stop = threading.Event()
         self._upload_due = True  # something may be waiting to go up
         self._next_status = 0.0
+        self._next_time_sync = 0.0
         s = cfg.site
         self.cloud = MqttLink(
             "cloud",
@@ -160,6 +161,10 @@ class Gateway:
         now = time.time()
         self._perform(self.relay.tick(now))
         self._upload()
+        if time.monotonic() >= self._next_time_sync:
+            self._next_time_sync = time.monotonic() + self.cfg.time_sync_interval
+            for lock in self.lock_keys:
+                self.send_time(lock)
         if time.monotonic() >= self._next_status:
             self._next_status = time.monotonic() + self.cfg.status_interval
             self.publish_status()
@@ -225,6 +230,8 @@ class Gateway:
                 return False
             self.availability[lock] = state
             self.cloud.publish(f"site/{self.cfg.site}/lock/{lock}/availability", payload, retain=True)
+            if state == "online":
+                self.send_time(lock)  # a lock that just booted may have no clock
         elif kind == "rec":
             self._records(lock, item)
             return True
@@ -236,6 +243,8 @@ class Gateway:
         env = self.local_rx.open(item.payload)
         if env.sender != lock or env.type != "rec":
             raise ProtocolError("invalid-field", "record batch from another sender")
+        if env.ts:  # authenticated with the lock's key: its clock, as it sees it
+            self.stats.clock_drift[lock] = round(env.ts - time.time(), 1)
         recs = record.batch_from_body(env.body)
         if any(r.device != lock for r in recs):
             raise ProtocolError("invalid-field", "a lock may only submit its own records")
@@ -260,6 +269,15 @@ class Gateway:
             self.lock_keys[lock], "rec-ack", self.cfg.id, self._next_seq(), int(time.time()), body
         )
         self.local.publish(f"lock/{lock}/rec-ack", msg)
+
+    def send_time(self, lock: str) -> None:
+        """Signed time for a lock (its local key), with the gateway's monotonic
+        milliseconds so the lock can discard a delayed message."""
+        body = {1: int(time.time()), 2: int(time.monotonic() * 1000)}
+        msg = envelope.seal(
+            self.lock_keys[lock], "time", self.cfg.id, self._next_seq(), int(time.time()), body, lock
+        )
+        self.local.publish(f"lock/{lock}/time", msg)
 
     def _rec_ack(self, payload: bytes) -> None:
         env = self.cloud_rx.open(payload)

@@ -24,6 +24,7 @@ class StubLock:
         self.rx = envelope.Receiver(self._key_for)
         self.auto_ack = auto_ack
         self.commands: list[envelope.Envelope] = []
+        self.times: list[int] = []
         self.refused: list[str] = []
         self.unacked: dict[int, record.PassRecord] = {}
         self.next_rec = 1
@@ -41,7 +42,7 @@ class StubLock:
     def _key_for(self, sender: str, typ: str) -> bytes | None:
         if typ == "cmd" and sender == "cloud":
             return self.k_cmd
-        if typ == "rec-ack":
+        if typ in ("rec-ack", "time"):
             return self.k_local
         return None
 
@@ -77,6 +78,9 @@ class StubLock:
                 body = {1: env.body[2], 2: "done"}
                 ack = envelope.seal(self.k_up, "ack", self.id, self._seq(), int(time.time()), body)
                 c.publish(f"lock/{self.id}/ack", ack, qos=1)
+        elif env.type == "time":
+            assert isinstance(env.body, dict)
+            self.times.append(env.body[1])
         elif env.type == "rec-ack":
             assert isinstance(env.body, list)
             with self.lock:

@@ -141,3 +141,15 @@ def test_status_is_published_retained(site: Site) -> None:
     assert site.gateway is not None
     assert (site.gateway.cfg.state_dir / "status.json").exists()
     assert SITE
+
+
+def test_time_sync_is_signed_and_drift_is_reported(site: Site) -> None:
+    lk = site.locks["lock-0002"]
+    wait_for(lambda: bool(lk.times), what="time message")  # sent when the lock came online
+    assert abs(lk.times[-1] - time.time()) < 5
+    assert not lk.refused  # verified with the lock's local key
+    lk.produce(1)
+    gw = site.gateway
+    assert gw is not None
+    wait_for(lambda: "lock-0002" in gw.stats.clock_drift, what="drift")
+    assert abs(gw.stats.clock_drift["lock-0002"]) < 5

@@ -11,6 +11,8 @@ from collections import defaultdict
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.mqttlink import nodelay
 from protocol import envelope, keys, record
@@ -52,7 +54,11 @@ class CloudReceiver:
         return keys.derive(root, keys.UPLINK, sender) if root is not None else None
 
     def start(self) -> CloudReceiver:
-        self.client.connect_async("127.0.0.1", self.port)
+        # A persistent session, like a real cloud consumer: what the gateway
+        # publishes while this client reconnects is queued for it.
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect_async("127.0.0.1", self.port, clean_start=False, properties=props)
         self.client.loop_start()
         if not self.connected.wait(10):
             raise RuntimeError("cloud receiver could not connect")

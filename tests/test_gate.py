@@ -1,0 +1,115 @@
+"""The gate on gpiozero's MockFactory pins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from gateway.gate import Gate, GatePins
+from gateway.issuer import CodeIssuer
+from gateway.outbox import Outbox
+from gateway.store import open_db
+from protocol import keys
+from protocol import passcode as pc
+from protocol.lockout import Throttle
+from protocol.record import PassRecord
+from protocol.verifier import CodeVerifier
+
+ROOT = bytes(range(32))
+NOW = 1_795_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.wall = float(NOW)
+        self.mono = 1000.0
+
+    def advance(self, s: float) -> None:
+        self.wall += s
+        self.mono += s
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[Gate, MockFactory, Clock, list[dict[str, Any]], Outbox, Path]]:
+    factory = MockFactory()
+    clock = Clock()
+    events: list[dict[str, Any]] = []
+    ob = Outbox(tmp_path / "outbox")
+    g = _gate(tmp_path, factory, clock, events, ob)
+    factory.pin(27).drive_low()  # door shut (reed switch closed)
+    yield g, factory, clock, events, ob, tmp_path
+    g.close()
+
+
+def _gate(tmp: Path, factory: MockFactory, clock: Clock, events: list[dict[str, Any]], ob: Outbox) -> Gate:
+    v = CodeVerifier("gate-A", keys.derive(ROOT, keys.CODE, "gate-A"), throttle=Throttle(5, 60, 900, 1800))
+    return Gate(
+        "gate-A", v, ob, open_db(tmp / "state.json"), GatePins(), factory, open_seconds=5, held_open_limit=60,
+        clock=lambda: clock.wall, monotonic=lambda: clock.mono, on_event=events.append,
+    )  # fmt: skip
+
+
+def _records(ob: Outbox) -> list[PassRecord]:
+    return [PassRecord.decode(e.data) for e in ob.pending(1000)]
+
+
+def test_valid_code_records_then_opens_and_closes(rig: Any) -> None:
+    g, factory, clock, _ev, ob, _ = rig
+    code = CodeIssuer(lambda t: keys.derive(ROOT, keys.CODE, t)).issue(
+        "gate-A", pc.ONCE, NOW, NOW + 7200, NOW
+    )
+    assert code.keypad
+    d = g.keypad(code.keypad)
+    assert d.granted and factory.pin(17).state  # strike energised
+    recs = _records(ob)
+    assert (recs[-1].granted, recs[-1].kind, recs[-1].ref) == (True, "code", code.code_id)
+    clock.advance(5)
+    g.tick()
+    assert not factory.pin(17).state
+    assert g.keypad(code.keypad).reason == "used"
+    assert code.keypad not in repr(recs)
+
+
+def test_wrong_codes_throttle_the_keypad_but_not_the_exit_button(rig: Any) -> None:
+    g, factory, _clock, events, ob, _ = rig
+    for i in range(5):
+        assert not g.keypad("%010d" % i).granted
+    assert any(e["event"] == "keypad-lockout" for e in events)
+    assert g.keypad("0000000009").reason == "lockout"
+    assert not factory.pin(17).state
+    factory.pin(22).drive_low()  # exit button
+    g.tick()
+    assert factory.pin(17).state
+    assert _records(ob)[-1].kind == "exit"
+
+
+def test_door_held_open_and_forced_door_raise_alarms(rig: Any) -> None:
+    g, factory, clock, events, _ob, _ = rig
+    factory.pin(27).drive_high()  # door opens with the strike off: forced
+    assert events[-1]["event"] == "door-forced"
+    clock.advance(61)
+    g.tick()
+    assert events[-1]["event"] == "door-held-open" and factory.pin(24).state
+    factory.pin(27).drive_low()
+
+
+def test_state_survives_restart(tmp_path: Path) -> None:
+    factory = MockFactory()
+    clock = Clock()
+    ob = Outbox(tmp_path / "outbox")
+    g = _gate(tmp_path, factory, clock, [], ob)
+    code = CodeIssuer(lambda t: keys.derive(ROOT, keys.CODE, t)).issue(
+        "gate-A", pc.ONCE, NOW, NOW + 7200, NOW
+    )
+    assert code.keypad and g.keypad(code.keypad).granted
+    g.close()
+    ob.close()
+    ob2 = Outbox(tmp_path / "outbox")
+    g2 = _gate(tmp_path, MockFactory(), clock, [], ob2)
+    assert g2.keypad(code.keypad).reason == "used"
+    assert [r.seq for r in _records(ob2)] == [1, 2]  # sequence continues, nothing lost
+    g2.close()
