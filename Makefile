@@ -58,6 +58,7 @@ demo: setup
 bench: setup
 	$(PY) bench/protocol_bench.py
 	$(PY) bench/passcode_bench.py
+	$(PY) bench/gateway_bench.py
 
 # Regenerate tests/vectors/*.json from the CPython implementation. The
 # vectors are committed; regenerate only when the format changes on purpose.

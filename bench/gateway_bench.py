@@ -19,6 +19,7 @@ Anchors measured in the same run, against the same broker:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import statistics
@@ -132,14 +133,35 @@ def bench_rtt(n_locks: int, n_cmds: int, d: Path) -> tuple[list[float], list[flo
     status = d / "state" / "status.json"
     try:
         wait_for(lambda: status.exists() and status.stat().st_mtime >= started, timeout=30, what="gateway up")
-        s.start_locks()
+        # The lock clients live in a third process: in the field they are
+        # separate devices, and here they must not share a GIL with the cloud.
+        assert s.local_broker
+        spec = d / "locks.spec.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "port": s.local_broker.port,
+                    "roots": {k: v.hex() for k, v in s.lock_roots.items()},
+                    "pw": s.passwords,
+                }
+            )
+        )
+        locks_proc = subprocess.Popen(
+            [sys.executable, "-c", LOCKS_CHILD.format(root=str(ROOT), spec=str(spec))],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert locks_proc.stdout is not None
+        assert locks_proc.stdout.readline().strip() == "ready"
         time.sleep(1.0)
         assert s.cloud and s.cloud_broker
+        locks = sorted(s.lock_roots)
         for i in range(20):  # warm-up
-            s.cloud.send_command(sorted(s.locks)[i % n_locks], "w-%d" % i, int(time.time()) + 30)
+            s.cloud.send_command(locks[i % n_locks], "w-%d" % i, int(time.time()) + 30)
         time.sleep(1.0)
         lats = []
-        locks = sorted(s.locks)
         for i in range(n_cmds):
             lid = locks[i % len(locks)]
             cid = "c-%d" % i
@@ -184,12 +206,27 @@ def bench_rtt(n_locks: int, n_cmds: int, d: Path) -> tuple[list[float], list[flo
         for c in (echo, pub):
             c.loop_stop()
             c.disconnect()
+        assert locks_proc.stdin is not None
+        locks_proc.stdin.close()
+        locks_proc.wait(30)
         return lats, bare
     finally:
         gw.terminate()
         gw.wait(20)
         s.close()
 
+
+LOCKS_CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from tests.lockstub import StubLock
+spec = json.load(open({spec!r}))
+locks = [StubLock(l, bytes.fromhex(r), spec["port"], spec["pw"][l]).start() for l, r in spec["roots"].items()]
+print("ready", flush=True)
+sys.stdin.read()  # until the parent closes our stdin
+for lk in locks:
+    lk.stop()
+"""
 
 RSS_CHILD = """
 import sys, time, threading

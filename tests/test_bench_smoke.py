@@ -37,3 +37,16 @@ def test_passcode_bench_quick_runs() -> None:
     assert proc.returncode == 0, proc.stderr
     for needle in ("HMACs/attempt", "TOTP-style", "MicroPython", "accepted"):
         assert needle in proc.stdout
+
+
+def test_gateway_bench_quick_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gateway_bench.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for needle in ("durable append", "drain to cloud", "round trip p99", "RSS"):
+        assert needle in proc.stdout
