@@ -27,6 +27,12 @@ class BrokerConfig:
     tls_key: Path | None = None
     keepalive: int = 30
 
+    def check_secrets(self) -> None:
+        """Refuse to start with a private key or password others can read."""
+        for p in (self.password_file, self.tls_key):
+            if p is not None:
+                read_secret(p)
+
     def password(self) -> str | None:
         if self.password_file is None:
             return None

@@ -48,6 +48,8 @@ class Gateway:
     def __init__(self, cfg: cfgmod.GatewayConfig) -> None:
         self.cfg = cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        cfg.cloud.check_secrets()
+        cfg.local.check_secrets()
         root = cfg.root_key()
         self.k_up = keys.derive(root, keys.UPLINK, cfg.id)
         self.k_cmd = keys.derive(root, keys.CMD, cfg.id)

@@ -38,7 +38,10 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         max_queued: int = 200_000,
+        tls: dict[str, Path] | None = None,
     ) -> None:
+        """tls: {"cafile", "certfile", "keyfile"} adds a second listener on
+        `tls_port` that requires a client certificate signed by the CA."""
         self.name = name
         self.port = port or free_port()
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix=f"lockedge-{name}-")
@@ -47,6 +50,8 @@ class Mosquitto:
         self.users = users
         self.acl = acl
         self.max_queued = max_queued
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.proc: subprocess.Popen[bytes] | None = None
         self._write_config()
 
@@ -63,6 +68,15 @@ class Mosquitto:
             "log_type warning",
             f"log_dest file {self.dir}/mosquitto.log",
         ]
+        if self.tls:
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {self.tls['cafile']}",
+                f"certfile {self.tls['certfile']}",
+                f"keyfile {self.tls['keyfile']}",
+                "require_certificate true",
+                "tls_version tlsv1.2",
+            ]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to "mosquitto" and cannot read our 0600 files
         if self.users is None:

@@ -47,6 +47,7 @@ class Site:
     gw_thread: threading.Thread | None = None
     cloud: CloudReceiver | None = None
     locks: dict[str, StubLock] = field(default_factory=dict)
+    cloud_settings: str = ""  # extra [cloud] lines (TLS); replaces the port when it sets one
 
     def __post_init__(self) -> None:
         for i in range(self.n_locks):
@@ -66,7 +67,9 @@ class Site:
         (d / "gateway.toml").write_text(
             f'[gateway]\nid = "{GW}"\nsite = "{SITE}"\nstate_dir = "state"\n'
             'root_key_file = "gateway.key"\nlocks_file = "locks.json"\nstatus_interval_s = 1\n\n'
-            f'[cloud]\nhost = "127.0.0.1"\nport = {self.cloud_broker.port}\n\n'
+            f'[cloud]\nhost = "127.0.0.1"\n'
+            + (self.cloud_settings or f"port = {self.cloud_broker.port}\n")
+            + "\n"
             f'[local]\nhost = "127.0.0.1"\nport = {self.local_broker.port}\nusername = "gateway"\n'
             'password_file = "local.pass"\n\n[relay]\ntimeout_s = 2\n'
         )

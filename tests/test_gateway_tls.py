@@ -1,0 +1,111 @@
+"""The cloud link over TLS with a client certificate, against a real broker."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway import config
+from gateway.config import write_secret
+from simulators.broker import Mosquitto
+from tests.gwfixtures import Site, wait_for
+
+
+def _cert(
+    subject: str, issuer_key: ec.EllipticCurvePrivateKey | None, issuer: x509.Name | None, ca: bool
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = datetime.datetime.now(datetime.UTC)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer or name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        b = b.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+    return key, b.sign(issuer_key or key, hashes.SHA256())
+
+
+def _write(d: Path, name: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> tuple[Path, Path]:
+    kp, cp = d / f"{name}.key", d / f"{name}.pem"
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    write_secret(kp, pem)
+    cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return kp, cp
+
+
+def test_gateway_connects_with_client_certificate_and_relays(tmp_path: Path) -> None:
+    os.chmod(tmp_path, 0o700)
+    ca_key, ca = _cert("lockedge test CA", None, None, True)
+    srv_key, srv = _cert("127.0.0.1", ca_key, ca.subject, False)
+    gw_key, gw_cert = _cert("gw-1", ca_key, ca.subject, False)
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    skp, scp = _write(tmp_path, "server", srv_key, srv)
+    _write(tmp_path, "gw", gw_key, gw_cert)
+
+    s = Site(tmp_path, 1)
+    s.cloud_broker = Mosquitto(
+        "cloud",
+        workdir=tmp_path / "cloud-broker",
+        tls={"cafile": tmp_path / "ca.pem", "certfile": scp, "keyfile": skp},
+    ).start()
+    from gateway.localbroker import acl_text
+
+    s.local_broker = Mosquitto(
+        "local", workdir=tmp_path / "lb", users=s.passwords, acl=acl_text("gateway")
+    ).start()
+    try:
+        tls_port = s.cloud_broker.tls_port
+        assert tls_port is not None
+        s.cloud_settings = f'port = {tls_port}\ntls_ca = "ca.pem"\ntls_cert = "gw.pem"\ntls_key = "gw.key"\n'
+        s.start_cloud()  # the cloud service uses the plain listener
+        gw = s.start_gateway()
+        assert gw.cfg.cloud.port == tls_port and gw.cfg.cloud.tls_cert is not None
+        wait_for(lambda: gw.cloud.connected.is_set(), what="TLS uplink")
+        sock = gw.cloud.client.socket()
+        assert isinstance(sock, ssl.SSLSocket) and sock.getpeername()[1] == tls_port
+        cfg_path = tmp_path / "gateway.toml"
+        s.start_locks()
+        assert s.cloud
+        s.cloud.send_command("lock-0000", "tls-1", int(time.time()) + 30)
+        wait_for(lambda: s.cloud is not None and bool(s.cloud.acks_for("tls-1")), what="ack over TLS")
+
+        # Without a client certificate the TLS listener refuses the connection.
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="nocert", protocol=mqtt.MQTTv5)
+        c.tls_set(ca_certs=str(tmp_path / "ca.pem"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            c.connect("127.0.0.1", tls_port)
+            c.loop(timeout=1.0)
+            c.loop(timeout=1.0)
+            assert not c.is_connected()
+        except (ssl.SSLError, OSError):
+            pass
+
+        # A private key readable by others is refused at start-up.
+        (tmp_path / "gw.key").chmod(0o644)
+        with pytest.raises(config.ConfigError, match="chmod 600"):
+            config.load(cfg_path).cloud.check_secrets()
+    finally:
+        s.close()
