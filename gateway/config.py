@@ -40,6 +40,21 @@ class BrokerConfig:
 
 
 @dataclass
+class GateConfig:
+    id: str
+    open_seconds: float = 5.0
+    held_open_limit: float = 60.0
+    pins: dict[str, int] = field(default_factory=dict)
+    groups_file: Path | None = None  # {group name: hex group code key}
+    keypad_group: str | None = None
+
+    def group_keys(self) -> dict[str, bytes]:
+        if self.groups_file is None:
+            return {}
+        return {str(k): bytes.fromhex(v) for k, v in json.loads(read_secret(self.groups_file)).items()}
+
+
+@dataclass
 class GatewayConfig:
     id: str
     site: str
@@ -54,6 +69,7 @@ class GatewayConfig:
     upload_window: int = 2000
     status_interval: float = 10.0
     time_sync_interval: float = 300.0
+    gate: GateConfig | None = None
 
     def root_key(self) -> bytes:
         key = read_secret(self.root_key_file)
@@ -98,6 +114,17 @@ def _broker(d: dict[str, Any], base: Path) -> BrokerConfig:
     )
 
 
+def _gate(d: dict[str, Any], base: Path) -> GateConfig:
+    return GateConfig(
+        id=str(d["id"]),
+        open_seconds=float(d.get("open_seconds", 5.0)),
+        held_open_limit=float(d.get("held_open_limit_s", 60.0)),
+        pins={str(k): int(v) for k, v in d.get("pins", {}).items()},
+        groups_file=(base / d["groups_file"]) if d.get("groups_file") else None,
+        keypad_group=d.get("keypad_group"),
+    )
+
+
 def load(path: Path) -> GatewayConfig:
     try:
         data = tomllib.loads(path.read_text())
@@ -120,6 +147,7 @@ def load(path: Path) -> GatewayConfig:
             upload_window=int(data.get("upload", {}).get("window", 2000)),
             status_interval=float(g.get("status_interval_s", 10.0)),
             time_sync_interval=float(g.get("time_sync_interval_s", 300.0)),
+            gate=_gate(data["gate"], base) if "gate" in data else None,
         )
     except KeyError as e:
         raise ConfigError(f"{path}: missing required setting {e}") from None

@@ -16,12 +16,14 @@ from typing import Any
 import cbor2
 
 from gateway import config as cfgmod
+from gateway.gate import Gate, GatePins
 from gateway.mqttlink import Inbound, MqttLink
 from gateway.outbox import GroupCommitter, Outbox
 from gateway.relay import Answer, CommandRelay, Refused, ToCloud, ToLock
 from gateway.store import open_db
 from protocol import envelope, keys, record
 from protocol.errors import ProtocolError
+from protocol.verifier import CodeVerifier
 
 log = logging.getLogger("lockedge.gateway")
 
@@ -80,6 +82,24 @@ class Gateway:
             [f"site/{s}/lock/+/cmd", f"site/{s}/gw/{cfg.id}/rec-ack", f"site/{s}/gw/{cfg.id}/req"],
             will=(self._t_status(), b"offline"),
         )
+        self.gate: Gate | None = None
+        if cfg.gate is not None:
+            gc = cfg.gate
+            groups = gc.group_keys()
+            verifier = CodeVerifier(
+                gc.id, keys.derive(root, keys.CODE, gc.id), groups=groups, keypad_group=gc.keypad_group
+            )
+            self.gate = Gate(
+                gc.id,
+                verifier,
+                self.outbox,
+                self.db,
+                GatePins(**gc.pins),
+                open_seconds=gc.open_seconds,
+                held_open_limit=gc.held_open_limit,
+                on_event=lambda e: self.inbox.put(("gate-event", e)),
+                on_record=lambda r: self.inbox.put(("gate-record", r.seq)),
+            )
         self.local = MqttLink(
             "local",
             f"lockedge-gw-{cfg.id}",
@@ -136,6 +156,8 @@ class Gateway:
             self.committer.close()
             self.cloud.stop(farewell=(self._t_status(), b"offline"))
             self.local.stop()
+            if self.gate is not None:
+                self.gate.close()
             self.outbox.close()
 
     def _drain(self, budget: float = 5.0) -> None:
@@ -161,6 +183,8 @@ class Gateway:
             except queue.Empty:
                 item = None
         now = time.time()
+        if self.gate is not None:
+            self.gate.tick()
         self._perform(self.relay.tick(now))
         self._upload()
         if time.monotonic() >= self._next_time_sync:
@@ -183,6 +207,12 @@ class Gateway:
                 self._upload_due = True
             elif source == "records-durable":
                 self._ack_lock(*what)
+            elif source == "gate-record":
+                self._upload_due = True
+            elif source == "gate-event":
+                body = {str(k): v for k, v in what.items() if isinstance(v, (str, int))}
+                log.warning("gate alarm: %s", body)
+                self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/evt", self.seal_up("evt", body))
             return
         mq = self.cloud if item.link == "cloud" else self.local
         deferred = False

@@ -55,6 +55,7 @@ class Gate:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_record: Callable[[PassRecord], None] | None = None,
     ) -> None:
         p = pins or GatePins()
         self.id = gate_id
@@ -66,6 +67,7 @@ class Gate:
         self.open_seconds = open_seconds
         self.held_open_limit = held_open_limit
         self.on_event = on_event or (lambda e: log.warning("gate event %s", e))
+        self.on_record = on_record or (lambda r: None)
         self.strike = OutputDevice(p.strike, pin_factory=pin_factory)
         self.contact = Button(p.contact, pin_factory=pin_factory)
         self.exit_button = Button(p.exit_button, pin_factory=pin_factory)
@@ -108,6 +110,7 @@ class Gate:
         now = self.clock()
         rec = PassRecord(self.id, seq, int(now), self.id, kind, ref, granted, reason)
         self.outbox.append([(rec.device, rec.seq, rec.encode())])  # fsync before the strike moves
+        self.on_record(rec)
         return rec
 
     def _decide(self, d: Decision) -> Decision:

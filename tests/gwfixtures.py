@@ -48,6 +48,7 @@ class Site:
     cloud: CloudReceiver | None = None
     locks: dict[str, StubLock] = field(default_factory=dict)
     cloud_settings: str = ""  # extra [cloud] lines (TLS); replaces the port when it sets one
+    extra_config: str = ""  # more TOML sections (e.g. [gate])
 
     def __post_init__(self) -> None:
         for i in range(self.n_locks):
@@ -71,7 +72,7 @@ class Site:
             + (self.cloud_settings or f"port = {self.cloud_broker.port}\n")
             + "\n"
             f'[local]\nhost = "127.0.0.1"\nport = {self.local_broker.port}\nusername = "gateway"\n'
-            'password_file = "local.pass"\n\n[relay]\ntimeout_s = 2\n'
+            'password_file = "local.pass"\n\n[relay]\ntimeout_s = 2\n' + self.extra_config
         )
         return d / "gateway.toml"
 

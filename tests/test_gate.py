@@ -113,3 +113,52 @@ def test_state_survives_restart(tmp_path: Path) -> None:
     assert g2.keypad(code.keypad).reason == "used"
     assert [r.seq for r in _records(ob2)] == [1, 2]  # sequence continues, nothing lost
     g2.close()
+
+
+def test_gateway_daemon_runs_the_gate_and_uploads_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon starts the gate from [gate] in its config (gpiozero's mock
+    pins via GPIOZERO_PIN_FACTORY), uploads the gate's pass records and
+    sends its alarms to the cloud as signed events."""
+    import time as _time
+
+    from gpiozero import Device
+
+    from tests.gwfixtures import Site, wait_for
+
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    Device.pin_factory = None  # let gpiozero pick the factory from the environment
+    os_tmp = tmp_path
+    os_tmp.chmod(0o700)
+    s = Site(os_tmp, 1, extra_config='\n[gate]\nid = "gate-A"\nopen_seconds = 1\n')
+    s.start_brokers()
+    s.start_cloud()
+    try:
+        gw = s.start_gateway()
+        assert gw.gate is not None
+        issuer = CodeIssuer(lambda t: keys.derive(s.gw_root, keys.CODE, t))
+        now = int(_time.time())
+        code = issuer.issue("gate-A", pc.WINDOW, now, now + 3600, now)
+        assert code.keypad
+        assert gw.gate.keypad(code.keypad).granted
+        assert not gw.gate.keypad("1234567890").granted
+        wait_for(
+            lambda: s.cloud is not None and len([k for k in s.cloud.received if k[0] == "gate-A"]) == 2,
+            what="gate records in the cloud",
+        )
+        assert s.cloud and s.cloud.received[("gate-A", 1)].granted
+        assert s.cloud.received[("gate-A", 2)].reason == "wrong-code"
+        gw.gate.contact.pin.drive_low()  # door shut ...
+        _time.sleep(1.5)  # ... strike released after open_seconds
+        gw.gate.contact.pin.drive_high()  # ... and opened with the strike off
+
+        def forced() -> bool:
+            return s.cloud is not None and any(
+                isinstance(e, dict) and e.get("event") == "door-forced" for _g, e in s.cloud.events
+            )
+
+        wait_for(forced, what="alarm")
+    finally:
+        s.close()
+        Device.pin_factory = None

@@ -37,6 +37,7 @@ class CloudReceiver:
         self.ack_times: dict[str, float] = {}  # command id -> perf_counter at arrival
         self.refused: list[str] = []
         self.statuses: dict[str, bytes] = {}
+        self.events: list[tuple[str, object]] = []
         self.seq = 0
         self.cmd_seq = int(time.time())  # stays ahead of earlier runs' sequence numbers
         self.client = mqtt.Client(
@@ -81,6 +82,10 @@ class CloudReceiver:
                     self.acks.append((parts[3], env))
                     if isinstance(env.body, dict) and isinstance(env.body.get(1), str):
                         self.ack_times.setdefault(env.body[1], t)
+            elif parts[-1] == "evt":
+                env = self.rx.open(bytes(msg.payload))
+                with self.lock:
+                    self.events.append((parts[3], env.body))
             elif parts[-1] == "status":
                 self.statuses[parts[3]] = bytes(msg.payload)
         except ProtocolError as e:
