@@ -228,7 +228,7 @@ class Gateway:
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "rec-ack":
                 self._rec_ack(item.payload)
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "req":
-                self._request(item.payload)
+                self._request(item)
             else:
                 self._refuse(item.topic, "topic outside the tree")
         except ProtocolError as e:
@@ -328,8 +328,8 @@ class Gateway:
         self._upload_due = True
         self._last_ack_progress = time.monotonic()
 
-    def _request(self, payload: bytes) -> None:
-        env = self.cloud_rx.open(payload)
+    def _request(self, item: Inbound) -> None:
+        env = self.cloud_rx.open(item.payload)
         if env.type != "req" or not isinstance(env.body, dict):
             raise ProtocolError("malformed", "request body")
         corr = env.body.get(2)
@@ -337,7 +337,12 @@ class Gateway:
             resp = {1: corr, 2: "ok", 3: json.dumps(self.status())}
         else:
             resp = {1: corr, 2: "unknown-verb"}
-        self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/resp", self.seal_up("resp", resp))
+        # MQTT v5: answer on the requester's response topic with its correlation
+        # data; otherwise (3.1.1) on .../resp with the correlation id in the body.
+        topic = f"site/{self.cfg.site}/gw/{self.cfg.id}/resp"
+        if item.response_topic and item.response_topic.startswith(f"site/{self.cfg.site}/"):
+            topic = item.response_topic
+        self.cloud.publish(topic, self.seal_up("resp", resp), correlation=item.correlation)
 
     # -- outbound --------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class Inbound:
     payload: bytes
     mid: int = 0
     qos: int = 0
+    response_topic: str | None = None  # MQTT v5 request/response
+    correlation: bytes | None = None
 
 
 class MqttLink:
@@ -141,14 +143,23 @@ class MqttLink:
         self.inbox.put((self.name, "disconnected"))
 
     def _on_message(self, c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Inbound(self.name, msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+        props = getattr(msg, "properties", None)
+        rt = getattr(props, "ResponseTopic", None) if props is not None else None
+        corr = getattr(props, "CorrelationData", None) if props is not None else None
+        self.inbox.put(Inbound(self.name, msg.topic, bytes(msg.payload), msg.mid, msg.qos, rt, corr))
 
     def ack(self, item: Inbound) -> None:
         if item.qos > 0:
             self.client.ack(item.mid, item.qos)
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=1, retain=retain)
+    def publish(
+        self, topic: str, payload: bytes, retain: bool = False, correlation: bytes | None = None
+    ) -> mqtt.MQTTMessageInfo:
+        props = None
+        if correlation is not None and self.protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = correlation
+        return self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
 
     def stop(self, farewell: tuple[str, bytes] | None = None) -> None:
         if farewell and self.connected.is_set():

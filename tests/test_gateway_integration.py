@@ -153,3 +153,42 @@ def test_time_sync_is_signed_and_drift_is_reported(site: Site) -> None:
     assert gw is not None
     wait_for(lambda: "lock-0002" in gw.stats.clock_drift, what="drift")
     assert abs(gw.stats.clock_drift["lock-0002"]) < 5
+
+
+def test_request_response_with_mqtt5_properties(site: Site) -> None:
+    """A status request with an MQTT v5 response topic and correlation data."""
+    import threading
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    assert site.cloud_broker
+    got: dict[str, object] = {}
+    done = threading.Event()
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        got["topic"] = m.topic
+        got["corr"] = getattr(m.properties, "CorrelationData", None)
+        got["payload"] = bytes(m.payload)
+        done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ops-console", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.connect("127.0.0.1", site.cloud_broker.port)
+    c.loop_start()
+    c.subscribe(f"site/{SITE}/ops/replies", qos=1)
+    time.sleep(0.3)
+    k_cmd = keys.derive(site.gw_root, keys.CMD, "gw-1")
+    req = envelope.seal(
+        k_cmd, "req", "cloud", int(time.time() * 1000), int(time.time()), {1: "status", 2: "r-1"}
+    )
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = f"site/{SITE}/ops/replies"
+    props.CorrelationData = b"corr-42"
+    c.publish(f"site/{SITE}/gw/gw-1/req", req, qos=1, properties=props)
+    assert done.wait(10)
+    c.loop_stop()
+    c.disconnect()
+    assert got["topic"] == f"site/{SITE}/ops/replies" and got["corr"] == b"corr-42"
+    env = envelope.verify(envelope.parse(got["payload"]), keys.derive(site.gw_root, keys.UPLINK, "gw-1"))  # type: ignore[arg-type]
+    assert env.body[1] == "r-1" and b"backlog" in env.body[3].encode()  # type: ignore[index]
