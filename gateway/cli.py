@@ -21,16 +21,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_gateway_run(args: argparse.Namespace) -> int:
-    import logging
     import signal
 
-    from gateway import config
+    from gateway import config, logjson
     from gateway.daemon import Gateway
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    logjson.setup()
     try:
         gw = Gateway(config.load(args.config))
     except (config.ConfigError, OSError) as e:

@@ -80,7 +80,8 @@ class Gateway:
             cfg.cloud,
             self.inbox,
             [f"site/{s}/lock/+/cmd", f"site/{s}/gw/{cfg.id}/rec-ack", f"site/{s}/gw/{cfg.id}/req"],
-            will=(self._t_status(), b"offline"),
+            will=(self._t_availability(), b"offline"),
+            online=(self._t_availability(), b"online"),
         )
         self.gate: Gate | None = None
         if cfg.gate is not None:
@@ -112,6 +113,9 @@ class Gateway:
 
     def _t_status(self) -> str:
         return f"site/{self.cfg.site}/gw/{self.cfg.id}/status"
+
+    def _t_availability(self) -> str:
+        return f"site/{self.cfg.site}/gw/{self.cfg.id}/availability"
 
     def _load_seq(self) -> int:
         # Envelope sequence numbers must grow across restarts (the cloud keeps
@@ -154,7 +158,7 @@ class Gateway:
             self._drain()
         finally:
             self.committer.close()
-            self.cloud.stop(farewell=(self._t_status(), b"offline"))
+            self.cloud.stop(farewell=(self._t_availability(), b"offline"))
             self.local.stop()
             if self.gate is not None:
                 self.gate.close()

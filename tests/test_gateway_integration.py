@@ -192,3 +192,23 @@ def test_request_response_with_mqtt5_properties(site: Site) -> None:
     assert got["topic"] == f"site/{SITE}/ops/replies" and got["corr"] == b"corr-42"
     env = envelope.verify(envelope.parse(got["payload"]), keys.derive(site.gw_root, keys.UPLINK, "gw-1"))  # type: ignore[arg-type]
     assert env.body[1] == "r-1" and b"backlog" in env.body[3].encode()  # type: ignore[index]
+
+
+def test_availability_online_retained_and_offline_on_stop(site: Site) -> None:
+    wait_for(lambda: site.cloud is not None and site.cloud.statuses.get("gw-1/availability") == b"online",
+             what="online")  # fmt: skip
+    site.stop_gateway()
+    wait_for(lambda: site.cloud is not None and site.cloud.statuses.get("gw-1/availability") == b"offline",
+             what="offline")  # fmt: skip
+
+
+def test_logs_are_json_lines() -> None:
+    import json
+    import logging
+
+    from gateway.logjson import JsonFormatter
+
+    tricky = 'a "quoted" value'
+    rec = logging.LogRecord("lockedge.x", logging.WARNING, __file__, 1, "refused %s", (tricky,), None)
+    out = json.loads(JsonFormatter().format(rec))
+    assert out["msg"] == "refused " + tricky and out["level"] == "WARNING"

@@ -86,8 +86,10 @@ class CloudReceiver:
                 env = self.rx.open(bytes(msg.payload))
                 with self.lock:
                     self.events.append((parts[3], env.body))
-            elif parts[-1] == "status":
-                self.statuses[parts[3]] = bytes(msg.payload)
+            elif parts[-1] in ("status", "availability"):
+                self.statuses[parts[3] + "/" + parts[-1] if parts[-1] == "availability" else parts[3]] = (
+                    bytes(msg.payload)
+                )
         except ProtocolError as e:
             with self.lock:
                 self.refused.append(f"{msg.topic}: {e}")
