@@ -20,7 +20,15 @@ from tests.conftest import ROOT, run_micropython
 pytestmark = pytest.mark.micropython
 
 SHARED = sorted(f"tests.shared.{p.stem}" for p in (ROOT / "tests" / "shared").glob("test_*.py"))
-COPY = ("protocol", "tests/__init__.py", "tests/shared", "tests/vectors")
+COPY = (
+    "protocol",
+    "firmware",
+    "simulators/__init__.py",
+    "simulators/lockfs.py",
+    "tests/__init__.py",
+    "tests/shared",
+    "tests/vectors",
+)
 
 
 def _cases() -> list[tuple[str, str]]:
