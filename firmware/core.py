@@ -1,0 +1,156 @@
+# The lock's decisions, without I/O (MicroPython; the simulator runs it
+# unchanged). The main loop feeds it keypad entries, remote commands, door
+# and exit-button changes and the clocks; it drives the strike through the
+# HAL, journals every decision durably *before* the strike moves, and queues
+# outbound messages (command acks, events) for the link.
+#
+# Remote unlock needs a command MACed end to end with this lock's cmd key
+# (the gateway cannot forge one), unseen before (replay window, persisted),
+# and not past its deadline; every refusal is journaled with its reason.
+
+from protocol import envelope, keys
+from protocol.errors import ProtocolError
+from protocol.verifier import CodeVerifier
+
+_REASONS = {"bad-tag": "bad-tag", "duplicate": "replay", "stale": "replay"}
+_REMEMBER = 32
+
+
+class LockCore:
+    def __init__(self, device_id, root_key, journal, hal, fs, open_s=5, held_open_s=60, verifier=None):  # type: ignore[no-untyped-def]
+        self.id = device_id
+        self.k_cmd = keys.derive(root_key, keys.CMD, device_id)
+        self.k_up = keys.derive(root_key, keys.UPLINK, device_id)
+        self.journal = journal
+        self.hal = hal
+        self.fs = fs
+        self.open_s = open_s
+        self.held_open_s = held_open_s
+        self.verifier = verifier or CodeVerifier(device_id, keys.derive(root_key, keys.CODE, device_id))
+        self.rx = envelope.Receiver(self._key_for, window=64, max_senders=2)
+        self.done = []  # [(command id, status)], most recent last
+        self.outbox = []  # (topic suffix, bytes) for the link
+        self.events = []
+        self.up_seq = 0
+        self.close_at = None
+        self.opened_at = None
+        self.held_alarmed = False
+        self._load()
+
+    def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
+        if sender == "cloud" and typ == "cmd":
+            return self.k_cmd
+        return None
+
+    # -- persistence -----------------------------------------------------------
+
+    def _load(self) -> None:
+        from protocol import cbor
+
+        raw = self.fs.read("core")
+        if not raw:
+            return
+        st = cbor.decode(raw, 8)
+        self.verifier.load(st[1], 0)
+        self.rx.load(st[2])
+        self.done = [tuple(x) for x in st[3]]
+        self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
+
+    def _save(self, mono) -> None:  # type: ignore[no-untyped-def]
+        from protocol import cbor
+
+        st = self.verifier.state(mono)
+        body = {
+            "used": st["used"],
+            "throttle": st["throttle"],
+            "blacklist": st["blacklist"],
+        }
+        self.fs.write_atomic(
+            "core", cbor.encode([1, body, self.rx.state(), [list(x) for x in self.done], self.up_seq])
+        )
+
+    # -- decisions -------------------------------------------------------------
+
+    def _record(self, now, kind, ref, granted, reason):  # type: ignore[no-untyped-def]
+        # Durable before anything moves.
+        rec = self.journal.append(now or 0, self.id, kind, ref, granted, reason)
+        if rec is None:
+            self.events.append({"event": "journal-full"})
+        return rec
+
+    def _open(self, mono) -> None:  # type: ignore[no-untyped-def]
+        self.hal.strike(True)
+        self.close_at = mono + self.open_s
+
+    def keypad(self, digits, now, mono):  # type: ignore[no-untyped-def]
+        d = self.verifier.keypad(digits, now, mono)
+        self._record(now, d.kind, d.ref, d.granted, d.reason)
+        for ev in d.events:
+            self.events.append(ev)
+        self._save(mono)
+        if d.granted:
+            self._open(mono)
+        else:
+            self.hal.beep(2)
+        return d
+
+    def exit_button(self, now, mono) -> None:  # type: ignore[no-untyped-def]
+        self._record(now, "exit", "", True, "ok")
+        self._open(mono)
+
+    def command(self, data, now, mono):  # type: ignore[no-untyped-def]
+        """A remote command from the cloud (relayed by the gateway)."""
+        try:
+            env = self.rx.open(data)
+        except ProtocolError as e:
+            reason = _REASONS.get(e.reason, "bad-command")
+            self._record(now, "remote", "", False, reason)
+            self._save(mono)
+            return reason
+        body = env.body if isinstance(env.body, dict) else {}
+        cmd_id = body.get(2) if isinstance(body.get(2), str) else ""
+        for cid, status in self.done:
+            if cid == cmd_id:  # repeated after an ack was lost: same answer, not executed again
+                self._ack(cmd_id, status, now)
+                return status
+        deadline = body.get(3)
+        if body.get(1) != "unlock" or not isinstance(deadline, int):
+            status = "bad-command"
+        elif now is None:
+            status = "clock-unset"
+        elif now >= deadline:
+            status = "deadline"  # never executed late
+        else:
+            status = "ok"
+        self._record(now, "remote", cmd_id[:40], status == "ok", status)
+        self.done.append((cmd_id, status))
+        self.done = self.done[-_REMEMBER:]
+        self._save(mono)
+        if status == "ok":
+            self._open(mono)
+        self._ack(cmd_id, "done" if status == "ok" else status, now)
+        return status
+
+    def _ack(self, cmd_id, status, now) -> None:  # type: ignore[no-untyped-def]
+        self.up_seq += 1
+        ack = envelope.seal(self.k_up, "ack", self.id, self.up_seq, now or 0, {1: cmd_id, 2: status})
+        self.outbox.append(("ack", ack))
+
+    # -- door and time ---------------------------------------------------------
+
+    def door(self, is_open, mono) -> None:  # type: ignore[no-untyped-def]
+        if is_open:
+            self.opened_at = mono
+            if self.close_at is None:
+                self.events.append({"event": "door-forced"})
+        else:
+            self.opened_at = None
+            self.held_alarmed = False
+
+    def tick(self, mono) -> None:  # type: ignore[no-untyped-def]
+        if self.close_at is not None and mono >= self.close_at:
+            self.hal.strike(False)
+            self.close_at = None
+        if self.opened_at is not None and not self.held_alarmed and mono - self.opened_at >= self.held_open_s:
+            self.held_alarmed = True
+            self.events.append({"event": "door-held-open", "seconds": self.held_open_s})

@@ -1,0 +1,127 @@
+# The lock's decision core on CPython and MicroPython, with a fake HAL and
+# the real journal.
+import os
+
+from firmware.core import LockCore
+from firmware.fsio import FlashFS
+from firmware.journal import Journal
+from protocol import envelope, keys
+from protocol import passcode as pc
+
+ROOT = bytes(range(32))
+NOW = 1795000000 - 1795000000 % 3600
+_n = [0]
+
+
+class FakeHAL:
+    def __init__(self):
+        self.strike_on = False
+        self.beeps = 0
+
+    def strike(self, on):
+        self.strike_on = on
+
+    def beep(self, n):
+        self.beeps += n
+
+
+def _lock():
+    _n[0] += 1
+    d = "/tmp/lockedge-core-%d-%d" % (id(_n) % 100000, _n[0])
+    try:
+        os.mkdir(d)
+    except OSError:
+        for f in os.listdir(d):
+            os.remove(d + "/" + f)
+    fs = FlashFS(d)
+    hal = FakeHAL()
+    core = LockCore("lock-1", ROOT, Journal(fs, "lock-1"), hal, fs, open_s=5, held_open_s=60)
+    return core, hal, fs
+
+
+def _reopen(fs, hal):
+    return LockCore("lock-1", ROOT, Journal(fs, "lock-1"), hal, fs, open_s=5, held_open_s=60)
+
+
+def _cmd(seq, cmd_id, deadline, key=None):
+    k = key or keys.derive(ROOT, keys.CMD, "lock-1")
+    return envelope.seal(k, "cmd", "cloud", seq, NOW, {1: "unlock", 2: cmd_id, 3: deadline}, "lock-1")
+
+
+def _code():
+    k = keys.derive(ROOT, keys.CODE, "lock-1")
+    return pc.make_keypad(k, "lock-1", pc.find_profile(pc.WINDOW, pc.DEVICE, pc.HOUR, 5), NOW // 3600, 0, 1)
+
+
+def test_valid_code_is_journaled_then_opens_and_closes():
+    core, hal, _fs = _lock()
+    d = core.keypad(_code().digits, NOW + 60, 100)
+    assert d.granted and hal.strike_on
+    rec = core.journal.pending()[-1]
+    assert rec.granted and rec.kind == "code" and rec.ref == d.ref
+    core.tick(104)
+    assert hal.strike_on
+    core.tick(105)
+    assert not hal.strike_on
+
+
+def test_wrong_code_is_refused_recorded_and_throttled():
+    core, hal, _fs = _lock()
+    for i in range(5):
+        assert not core.keypad("%010d" % i, NOW, 100 + i).granted
+    assert any(e["event"] == "keypad-lockout" for e in core.events)
+    assert core.keypad(_code().digits, NOW, 110).reason == "lockout"
+    assert not hal.strike_on
+    core.exit_button(NOW, 111)  # the exit button still works
+    assert hal.strike_on
+    reasons = [r.reason for r in core.journal.pending(100)]
+    assert reasons.count("wrong-code") == 5 and "lockout" in reasons
+
+
+def test_remote_unlock_forged_replayed_expired_are_refused_with_reasons():
+    core, hal, fs = _lock()
+    assert core.command(_cmd(1, "c-1", NOW + 30), NOW, 10) == "ok" and hal.strike_on
+    core.tick(20)
+    gw_local = keys.derive(ROOT, keys.LOCAL, "lock-1")  # what a gateway holds
+    assert core.command(_cmd(2, "c-2", NOW + 30, gw_local), NOW, 21) == "bad-tag"
+    assert core.command(_cmd(1, "c-1", NOW + 30), NOW, 22) == "replay"  # same bytes again
+    assert core.command(_cmd(3, "c-3", NOW - 1), NOW, 23) == "deadline"
+    assert not hal.strike_on
+    assert (
+        core.command(_cmd(4, "c-1", NOW + 30), NOW, 24) == "ok"
+    )  # same id, new envelope: answered, not re-run
+    assert not hal.strike_on
+    recs = core.journal.pending(100)
+    assert [(r.granted, r.reason) for r in recs if r.kind == "remote"] == [
+        (True, "ok"),
+        (False, "bad-tag"),
+        (False, "replay"),
+        (False, "deadline"),
+    ]
+    acks = [
+        envelope.verify(envelope.parse(a), keys.derive(ROOT, keys.UPLINK, "lock-1")).body
+        for _t, a in core.outbox
+    ]
+    assert acks[0] == {1: "c-1", 2: "done"} and acks[-1] == {1: "c-1", 2: "ok"}
+    core2 = _reopen(fs, hal)  # reboot: the replay window survives
+    assert core2.command(_cmd(1, "c-1", NOW + 30), NOW, 5) == "replay"
+    assert core2.command(_cmd(5, "c-5", NOW + 30), NOW, 6) == "ok"
+
+
+def test_remote_unlock_needs_a_clock():
+    core, hal, _fs = _lock()
+    assert core.command(_cmd(1, "c-1", NOW + 30), None, 1) == "clock-unset"
+    assert not hal.strike_on
+
+
+def test_door_alarms():
+    core, _hal, _fs = _lock()
+    core.door(True, 10)
+    assert core.events[-1]["event"] == "door-forced"
+    core.door(False, 11)
+    core.exit_button(NOW, 20)
+    core.door(True, 21)
+    core.tick(80)
+    assert core.events[-1]["event"] != "door-held-open"
+    core.tick(81)
+    assert core.events[-1]["event"] == "door-held-open"
