@@ -25,6 +25,7 @@ COPY = (
     "firmware",
     "simulators/__init__.py",
     "simulators/lockfs.py",
+    "simulators/fpemu.py",
     "tests/__init__.py",
     "tests/shared",
     "tests/vectors",
