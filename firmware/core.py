@@ -35,6 +35,7 @@ class LockCore:
         self.close_at = None
         self.opened_at = None
         self.held_alarmed = False
+        self.last_mono = 0
         self._load()
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
@@ -50,15 +51,27 @@ class LockCore:
         raw = self.fs.read("core")
         if not raw:
             return
-        st = cbor.decode(raw, 8)
+        st: list = cbor.decode(raw, 8)  # type: ignore[assignment]
         self.verifier.load(st[1], 0)
         self.rx.load(st[2])
         self.done = [tuple(x) for x in st[3]]
         self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
 
+    def next_seq(self) -> int:
+        """Envelope sequence for messages this lock sends (acks, batches)."""
+        self.up_seq += 1
+        if self.up_seq % 500 == 0:
+            self._save(self.last_mono)  # the reservation on load covers the rest
+        return self.up_seq
+
+    def save(self, mono) -> None:  # type: ignore[no-untyped-def]
+        self._save(mono)
+
     def _save(self, mono) -> None:  # type: ignore[no-untyped-def]
         from protocol import cbor
 
+        mono = int(mono)  # HAL clocks may be fractional; state is whole seconds
+        self.last_mono = mono
         st = self.verifier.state(mono)
         body = {
             "used": st["used"],
@@ -107,8 +120,8 @@ class LockCore:
             self._record(now, "remote", "", False, reason)
             self._save(mono)
             return reason
-        body = env.body if isinstance(env.body, dict) else {}
-        cmd_id = body.get(2) if isinstance(body.get(2), str) else ""
+        body: dict = env.body if isinstance(env.body, dict) else {}
+        cmd_id: str = body[2] if isinstance(body.get(2), str) else ""
         for cid, status in self.done:
             if cid == cmd_id:  # repeated after an ack was lost: same answer, not executed again
                 self._ack(cmd_id, status, now)
@@ -132,8 +145,7 @@ class LockCore:
         return status
 
     def _ack(self, cmd_id, status, now) -> None:  # type: ignore[no-untyped-def]
-        self.up_seq += 1
-        ack = envelope.seal(self.k_up, "ack", self.id, self.up_seq, now or 0, {1: cmd_id, 2: status})
+        ack = envelope.seal(self.k_up, "ack", self.id, self.next_seq(), now or 0, {1: cmd_id, 2: status})
         self.outbox.append(("ack", ack))
 
     # -- door and time ---------------------------------------------------------
@@ -148,6 +160,7 @@ class LockCore:
             self.held_alarmed = False
 
     def tick(self, mono) -> None:  # type: ignore[no-untyped-def]
+        self.last_mono = mono
         if self.close_at is not None and mono >= self.close_at:
             self.hal.strike(False)
             self.close_at = None

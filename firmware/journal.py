@@ -57,10 +57,10 @@ class Journal:
         self.segment_bytes = segment_bytes
         self.max_segments = max_segments
         self.next_seq = 1
-        self.overflow = {}  # "granted"/"denied" -> count not stored
-        self.seg_of = {}  # seq -> segment number, for unacked records
-        self.seg_count = {}  # segment -> unacked records
-        self.seg_size = {}  # segment -> bytes
+        self.overflow: dict = {}  # "granted"/"denied" -> count not stored
+        self.seg_of: dict = {}  # seq -> segment number, for unacked records
+        self.seg_count: dict = {}  # segment -> unacked records
+        self.seg_size: dict = {}  # segment -> bytes
         self.torn = 0
         self.active = 1
         self._recover()
@@ -80,7 +80,7 @@ class Journal:
     def _recover(self) -> None:
         meta = self.fs.read("meta")
         if meta:
-            m = cbor.decode(meta)
+            m: list = cbor.decode(meta)  # type: ignore[assignment]
             self.next_seq = m[0]
             if m[1]:
                 self.overflow["granted"] = m[1]
@@ -112,7 +112,8 @@ class Journal:
                 acked[struct.unpack(">I", p)[0]] = True
             count = 0
             for p in payloads:
-                seq = cbor.decode(p)[2]
+                rmap: dict = cbor.decode(p)  # type: ignore[assignment]
+                seq = rmap[2]
                 if seq >= self.next_seq:
                     self.next_seq = seq + 1
                 if seq not in acked:
@@ -205,7 +206,7 @@ class Journal:
 
     def ack(self, seqs: list) -> int:
         """The gateway has journaled these; only now may they go."""
-        per_seg = {}
+        per_seg: dict = {}
         for s in seqs:
             seg = self.seg_of.get(s)
             if seg is not None:

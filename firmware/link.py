@@ -1,0 +1,120 @@
+# The lock's link to the gateway's local broker (MicroPython).
+#
+# The MQTT client comes from the HAL (umqtt.simple on the board, a
+# compatible shim in the simulator): connect with a last will, publish
+# "online" retained, subscribe to this lock's topics; reconnect with
+# exponential back-off; upload the journal's oldest unacked records in
+# batches (a resend is a new envelope with the same record sequences);
+# dispatch commands, record acks, signed time and blacklist updates.
+# umqtt.simple calls the callback before it sends PUBACK, so the callback
+# only does work whose effects are durable before it returns.
+
+from protocol import envelope, keys, record
+from protocol.errors import ProtocolError
+
+BATCH = 50
+ACK_TIMEOUT_S = 10
+MAX_BACKOFF_S = 60
+
+
+class Link:
+    def __init__(self, core, hal, gateway_id, server, port, password, root_key):  # type: ignore[no-untyped-def]
+        self.core = core
+        self.hal = hal
+        self.id = core.id
+        self.gateway = gateway_id
+        self.server = server
+        self.port = port
+        self.password = password
+        self.k_local = keys.derive(root_key, keys.LOCAL, self.id)
+        self.rx = envelope.Receiver(self._key_for, window=64, max_senders=2)
+        self.client = None
+        self.connected = False
+        self.backoff = 1
+        self.next_try = 0
+        self.inflight = None  # (seqs, sent at mono) of the batch awaiting rec-ack
+        self.now = None
+        self.mono = 0
+        self.time_set = 0  # times the clock was set from the gateway
+
+    def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
+        if sender == self.gateway and typ in ("rec-ack", "time"):
+            return self.k_local
+        if sender == "cloud" and typ == "bl":
+            return self.core.k_cmd
+        return None
+
+    def _t(self, leaf):  # type: ignore[no-untyped-def]
+        return "lock/%s/%s" % (self.id, leaf)
+
+    def _connect(self) -> None:
+        c = self.hal.mqtt_client(self.id, self.server, self.port, self.id, self.password, 30)
+        c.set_callback(self._on_msg)
+        c.set_last_will(self._t("availability"), b"offline", True, 1)
+        c.connect(False)
+        for leaf in ("cmd", "rec-ack", "time", "bl"):
+            c.subscribe(self._t(leaf), 1)
+        c.publish(self._t("availability"), b"online", True, 1)
+        self.client = c
+        self.connected = True
+        self.backoff = 1
+        self.inflight = None  # whatever was in flight is sent again
+
+    def poll(self, now, mono) -> None:  # type: ignore[no-untyped-def]
+        self.now = now
+        self.mono = mono
+        if not self.connected:
+            if mono < self.next_try:
+                return
+            try:
+                self._connect()
+            except OSError:
+                self.next_try = mono + self.backoff
+                self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
+                return
+        c = self.client
+        try:
+            c.check_msg()  # type: ignore[union-attr]
+            while self.core.outbox:
+                leaf, data = self.core.outbox.pop(0)
+                c.publish(self._t(leaf), data, False, 1)  # type: ignore[union-attr]
+            self._upload(mono)
+        except OSError:
+            self.connected = False
+            self.next_try = mono + self.backoff
+
+    def _upload(self, mono) -> None:  # type: ignore[no-untyped-def]
+        if self.inflight is not None and mono - self.inflight[1] < ACK_TIMEOUT_S:
+            return
+        recs = self.core.journal.pending(BATCH)
+        if not recs:
+            self.inflight = None
+            return
+        data = envelope.seal(
+            self.k_local, "rec", self.id, self.core.next_seq(), self.now or 0, record.batch_body(recs)
+        )
+        self.client.publish(self._t("rec"), data, False, 1)  # type: ignore[union-attr]
+        self.inflight = ([r.seq for r in recs], mono)
+
+    def _on_msg(self, topic, msg) -> None:  # type: ignore[no-untyped-def]
+        leaf = topic.decode().rsplit("/", 1)[-1] if isinstance(topic, bytes) else topic.rsplit("/", 1)[-1]
+        if leaf == "cmd":
+            self.core.command(msg, self.now, self.mono)
+            return
+        try:
+            env = self.rx.open(msg)
+        except ProtocolError as e:
+            self.core.events.append({"event": "refused", "reason": e.reason})
+            return
+        if env.type == "rec-ack" and isinstance(env.body, list) and env.body[0] == self.id:
+            self.core.journal.ack(env.body[1])
+            self.inflight = None  # send the next batch at once
+        elif env.type == "time" and isinstance(env.body, dict):
+            self.hal.set_time(env.body[1])
+            self.time_set += 1
+        elif env.type == "bl":
+            try:
+                self.core.verifier.blacklist.apply(env.body, self.now or 0)
+                self.core.save(self.mono)
+            except ProtocolError as e:
+                self.core.events.append({"event": "blacklist-refused", "reason": e.reason})

@@ -1,0 +1,75 @@
+# The lock's main loop (MicroPython asyncio; CPython asyncio in the
+# simulator): keypad, exit button, door contact, the decision core, the link
+# to the gateway, and the watchdog. The board (firmware/board/esp32.py) or
+# the simulator supplies the HAL object; nothing here touches hardware.
+#
+# HAL methods used: keypad_key() -> str | None ("0"-"9", "*", "#"),
+# exit_pressed() -> bool (one press, edge), door_open() -> bool,
+# strike(on), beep(n), time() -> Unix seconds or None while unset,
+# set_time(t), mono() -> seconds that never jump, wdt_feed(),
+# mqtt_client(...) -> umqtt.simple-compatible client.
+
+import asyncio
+
+from firmware.core import LockCore
+from firmware.journal import Journal
+from firmware.link import Link
+
+ENTRY_TIMEOUT_S = 10
+
+
+class LockApp:
+    def __init__(self, hal, fs, device_id, root_key, gateway_id, server, port, password, open_s=5):  # type: ignore[no-untyped-def]
+        self.hal = hal
+        self.journal = Journal(fs, device_id)
+        self.core = LockCore(device_id, root_key, self.journal, hal, fs, open_s=open_s)
+        self.link = Link(self.core, hal, gateway_id, server, port, password, root_key)
+        self.digits = ""
+        self.entry_started = 0
+        self.door_was_open = False
+        self.running = True
+
+    def step(self) -> None:
+        mono = self.hal.mono()
+        now = self.hal.time()
+        key = self.hal.keypad_key()
+        while key is not None:
+            if key == "#":
+                if self.digits:
+                    self.core.keypad(self.digits, now, int(mono))
+                self.digits = ""
+            elif key == "*":
+                self.digits = ""
+            elif len(self.digits) < 16:
+                if not self.digits:
+                    self.entry_started = mono
+                self.digits += key
+            key = self.hal.keypad_key()
+        if self.digits and mono - self.entry_started > ENTRY_TIMEOUT_S:
+            self.digits = ""  # an abandoned entry is not a guess
+        if self.hal.exit_pressed():
+            self.core.exit_button(now, int(mono))
+        is_open = self.hal.door_open()
+        if is_open != self.door_was_open:
+            self.core.door(is_open, int(mono))
+            self.door_was_open = is_open
+        self.core.tick(int(mono))
+        while self.core.events:
+            ev = self.core.events.pop(0)
+            self.core.outbox.append(("evt", self._event(ev, now)))
+        self.link.poll(now, int(mono))
+        self.hal.wdt_feed()
+
+    def _event(self, ev, now):  # type: ignore[no-untyped-def]
+        from protocol import envelope
+
+        body = {}
+        for k, v in ev.items():
+            if isinstance(v, (str, int)):
+                body[k] = v
+        return envelope.seal(self.core.k_up, "evt", self.core.id, self.core.next_seq(), now or 0, body)
+
+    async def run(self, period_s=0.01) -> None:  # type: ignore[no-untyped-def]
+        while self.running:
+            self.step()
+            await asyncio.sleep(period_s)

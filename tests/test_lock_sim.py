@@ -1,0 +1,90 @@
+"""The unchanged firmware on the simulated HAL, against a real gateway and
+real Mosquitto brokers (issue 4's "done when", first part)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.issuer import CodeIssuer
+from protocol import keys
+from protocol import passcode as pc
+from simulators.locksim import SimLock
+from tests.gwfixtures import GW, Site, open_site, wait_for
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[Site, SimLock]]:
+    (tmp_path / "site").mkdir()
+    s = open_site(tmp_path / "site", n_locks=1)
+    for lk in s.locks.values():
+        lk.stop()  # the stub gives way to the real firmware
+    s.locks.clear()
+    assert s.local_broker
+    lid = "lock-0000"
+    sim = SimLock(
+        lid, s.lock_roots[lid], tmp_path / "flash", GW, s.local_broker.port, s.passwords[lid]
+    ).boot()
+    assert sim.app is not None
+    app = sim.app
+    wait_for(lambda: app.link.connected and app.link.time_set > 0, what="lock online with gateway time")
+    yield s, sim
+    sim.power_cut()
+    s.close()
+
+
+def _cloud_records(s: Site, lid: str) -> list[tuple[int, bool, str]]:
+    assert s.cloud
+    return [(k[1], r.granted, r.reason) for k, r in sorted(s.cloud.received.items()) if k[0] == lid]
+
+
+def test_valid_code_opens_and_the_record_reaches_the_cloud(rig: tuple[Site, SimLock]) -> None:
+    s, sim = rig
+    now = int(time.time())
+    issued = CodeIssuer(lambda t: keys.derive(s.lock_roots[t], keys.CODE, t)).issue(
+        sim.id, pc.WINDOW, now, now + 3600, now
+    )
+    assert issued.keypad
+    sim.type_code(issued.keypad)
+    wait_for(lambda: sim.hal.strike_on, what="strike energised")
+    wait_for(lambda: not sim.hal.strike_on, timeout=5, what="strike released")
+    sim.type_code("0000000000")
+    wait_for(lambda: len(_cloud_records(s, sim.id)) == 2, what="records in the cloud")
+    assert _cloud_records(s, sim.id) == [(1, True, "ok"), (2, False, "wrong-code")]
+
+
+def test_remote_unlock_end_to_end_and_forgeries_refused(rig: tuple[Site, SimLock]) -> None:
+    s, sim = rig
+    assert s.cloud
+    s.cloud.send_command(sim.id, "r-1", int(time.time()) + 30)
+    wait_for(lambda: s.cloud is not None and bool(s.cloud.acks_for("r-1")), what="ack")
+    assert s.cloud.acks_for("r-1")[0][1].body == {1: "r-1", 2: "done"}
+    assert any(on for _t, on in sim.hal.strike_log)
+    s.cloud.send_command(sim.id, "r-old", int(time.time()) - 5)  # expired: the gateway answers
+    wait_for(lambda: s.cloud is not None and bool(s.cloud.acks_for("r-old")), what="expired")
+    assert s.cloud.acks_for("r-old")[0][1].body[2] == "expired"  # type: ignore[index]
+    wait_for(lambda: len(_cloud_records(s, sim.id)) >= 1, what="record")
+    assert _cloud_records(s, sim.id)[0] == (1, True, "ok")
+
+
+def test_1000_records_made_while_the_broker_is_down_all_arrive_once(rig: tuple[Site, SimLock]) -> None:
+    s, sim = rig
+    assert s.local_broker and sim.app
+    s.local_broker.stop()
+    app = sim.app
+    wait_for(lambda: not app.link.connected, what="link down")
+    for _ in range(1000):
+        sim.hal.press_exit()
+        deadline = time.monotonic() + 2
+        while sim.hal._exit.is_set() and time.monotonic() < deadline:
+            time.sleep(0.0005)
+    wait_for(lambda: app.journal.backlog() == 1000, timeout=30, what="journaled")
+    s.local_broker.start()
+    wait_for(lambda: len(_cloud_records(s, sim.id)) == 1000, timeout=120, what="all delivered")
+    recs = _cloud_records(s, sim.id)
+    assert [r[0] for r in recs] == list(range(1, 1001))  # in order, none missing
+    assert s.cloud is not None and s.cloud.order[sim.id] == list(range(1, 1001))  # arrival order too
+    wait_for(lambda: app.journal.backlog() == 0, timeout=30, what="acked back to the lock")
