@@ -59,6 +59,62 @@ def _cmd_gateway_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sim_lock(args: argparse.Namespace) -> int:
+    """One simulated lock, driven by lines on stdin:
+    code DIGITS | exit | door open|close | power-cut | boot | status | quit"""
+    import json
+    import time
+
+    from gateway.config import ConfigError, read_secret
+    from simulators.locksim import SimLock
+
+    host, _, port = args.broker.partition(":")
+    if host not in ("127.0.0.1", "localhost"):
+        print("lockedge: the simulator connects only to a loopback broker", file=sys.stderr)
+        return 2
+    try:
+        root = read_secret(args.root_key_file)
+        password = read_secret(args.password_file).decode().strip()
+    except (OSError, ConfigError) as e:
+        print(f"lockedge: {e}", file=sys.stderr)
+        return 2
+    sim = SimLock(args.id, root, args.flash, args.gateway, int(port or 1883), password).boot()
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        verb = words[0]
+        if verb == "code" and len(words) == 2:
+            sim.type_code(words[1])
+        elif verb == "exit":
+            sim.hal.press_exit()
+        elif verb == "door" and len(words) == 2:
+            sim.hal.set_door(words[1] == "open")
+        elif verb == "power-cut":
+            sim.power_cut()
+        elif verb == "boot":
+            if sim.app is None:
+                sim.boot()
+        elif verb == "wait" and len(words) == 2:
+            time.sleep(float(words[1]))
+        elif verb == "status":
+            app = sim.app
+            print(json.dumps({
+                "lock": sim.id,
+                "running": app is not None,
+                "strike": sim.hal.strike_on,
+                "opened": sum(1 for _t, on in sim.hal.strike_log if on),
+                "backlog": app.journal.backlog() if app else None,
+                "link": app.link.connected if app else False,
+            }), flush=True)  # fmt: skip
+        elif verb == "quit":
+            break
+        else:
+            print(f"unknown command: {line.strip()}", file=sys.stderr, flush=True)
+    sim.power_cut()
+    return 0
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"lockedge {__version__}")
     return 0
@@ -76,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = gw.add_parser("status", help="links, backlog, oldest unacked record, locks")
     status.add_argument("--config", type=Path, required=True)
     status.set_defaults(fn=_cmd_gateway_status)
+    sim = sub.add_parser("sim", help="simulators").add_subparsers(dest="sim_verb", required=True)
+    lock = sim.add_parser("lock", help="run one simulated lock (script on stdin)")
+    lock.add_argument("--id", required=True)
+    lock.add_argument("--broker", required=True, help="local broker, 127.0.0.1:PORT")
+    lock.add_argument("--gateway", default="gw-1", help="the gateway's device id")
+    lock.add_argument("--root-key-file", type=Path, required=True)
+    lock.add_argument("--password-file", type=Path, required=True)
+    lock.add_argument("--flash", type=Path, required=True, help="directory standing for the lock's flash")
+    lock.set_defaults(fn=_cmd_sim_lock)
     return p
 
 

@@ -88,3 +88,35 @@ def test_1000_records_made_while_the_broker_is_down_all_arrive_once(rig: tuple[S
     assert [r[0] for r in recs] == list(range(1, 1001))  # in order, none missing
     assert s.cloud is not None and s.cloud.order[sim.id] == list(range(1, 1001))  # arrival order too
     wait_for(lambda: app.journal.backlog() == 0, timeout=30, what="acked back to the lock")
+
+
+def test_sim_lock_cli_is_scriptable(tmp_path: Path) -> None:
+    """`lockedge sim lock` driven from a script, with no broker reachable:
+    the lock still decides offline and journals; power cut and boot keep it."""
+    import json
+    import subprocess
+    import sys
+
+    from gateway.config import write_secret
+    from simulators.broker import free_port
+
+    root = bytes(range(32))
+    write_secret(tmp_path / "root.key", root)
+    write_secret(tmp_path / "pw", b"x")
+    now = int(time.time())
+    code = CodeIssuer(lambda t: keys.derive(root, keys.CODE, t)).issue("L1", pc.WINDOW, now, now + 3600, now)
+    script = f"code {code.keypad}\nwait 0.5\nexit\nwait 0.3\npower-cut\nboot\nwait 0.3\nstatus\nquit\n"
+    cmd = [sys.executable, "-m", "gateway.cli", "sim", "lock", "--id", "L1"]
+    cmd += ["--broker", f"127.0.0.1:{free_port()}", "--flash", str(tmp_path / "flash")]
+    cmd += ["--root-key-file", str(tmp_path / "root.key"), "--password-file", str(tmp_path / "pw")]
+    out = subprocess.run(
+        cmd,
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    st = json.loads(out.stdout.strip().splitlines()[-1])
+    assert st["opened"] == 2 and st["backlog"] == 2 and st["running"] and not st["link"]
