@@ -59,6 +59,7 @@ bench: setup
 	$(PY) bench/protocol_bench.py
 	$(PY) bench/passcode_bench.py
 	$(PY) bench/gateway_bench.py
+	$(PY) bench/firmware_bench.py
 
 # Regenerate tests/vectors/*.json from the CPython implementation. The
 # vectors are committed; regenerate only when the format changes on purpose.

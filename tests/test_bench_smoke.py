@@ -50,3 +50,16 @@ def test_gateway_bench_quick_runs() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     for needle in ("durable append", "drain to cloud", "round trip p99", "RSS"):
         assert needle in proc.stdout
+
+
+def test_firmware_bench_quick_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "firmware_bench.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for needle in ("last key to strike", "journal durable append", "live heap after boot"):
+        assert needle in proc.stdout

@@ -6,9 +6,11 @@
 // interpreter's in-memory filesystem at /work/DIR, /work is put on sys.path
 // and made the working directory; each --put copies one host file to PATH
 // (large inputs go this way: MicroPython compiles a big literal onto its
-// value stack), then SCRIPT (or stdin) runs. Exit status
-// is 0 when the script finishes, 1 when it raises (the traceback goes to
-// stderr), 2 on a usage error.
+// value stack), then SCRIPT (or stdin) runs. A line "#---" splits the script
+// into chunks run as separate top-level calls: this port's gc.collect() only
+// reclaims what the *previous* calls left, so a live-heap measurement goes in
+// a chunk of its own. Exit status is 0 when the script finishes, 1 when it
+// raises (the traceback goes to stderr), 2 on a usage error.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -71,7 +73,7 @@ const code = script === "-" ? readFileSync(0, "utf8") : readFileSync(script, "ut
 
 try {
   mp.runPython("import sys, os\nsys.path.insert(0, '/work')\nos.chdir('/work')\n");
-  mp.runPython(code);
+  for (const chunk of code.split(/\n#---\n/)) mp.runPython(chunk);
 } catch (e) {
   process.stderr.write(errText + (e.message || String(e)) + "\n");
   process.exit(1);
