@@ -36,8 +36,14 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: setup
+$(VENV)/mpy-stubs/.linked: $(VENV)/.installed tests/mpy/link_stubs.py
+	$(PY) tests/mpy/link_stubs.py $(VENV)/mpy-stubs
+	touch $@
+
+# CPython side against typeshed; firmware/ against MicroPython's own stubs.
+typecheck: setup $(VENV)/mpy-stubs/.linked
 	$(PY) -m mypy
+	$(PY) -m mypy --config-file firmware/mypy.ini
 
 # Every file that runs on the lock must compile for MicroPython.
 mpy-check: setup
