@@ -36,6 +36,9 @@ class LockCore:
         self.opened_at = None
         self.held_alarmed = False
         self.last_mono = 0
+        # Fingerprint-module library slot -> pseudonymous person id, filled when
+        # sealed bundle entries are loaded into the module (never templates).
+        self.slots: dict = {}
         self._load()
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
@@ -56,6 +59,8 @@ class LockCore:
         self.rx.load(st[2])
         self.done = [tuple(x) for x in st[3]]
         self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
+        if len(st) > 5:
+            self.slots = dict((int(k), v) for k, v in st[5])
 
     def next_seq(self) -> int:
         """Envelope sequence for messages this lock sends (acks, batches)."""
@@ -78,9 +83,9 @@ class LockCore:
             "throttle": st["throttle"],
             "blacklist": st["blacklist"],
         }
-        self.fs.write_atomic(
-            "core", cbor.encode([1, body, self.rx.state(), [list(x) for x in self.done], self.up_seq])
-        )
+        slots = [[k, v] for k, v in self.slots.items()]
+        state = [1, body, self.rx.state(), [list(x) for x in self.done], self.up_seq, slots]
+        self.fs.write_atomic("core", cbor.encode(state))
 
     # -- decisions -------------------------------------------------------------
 
@@ -106,6 +111,49 @@ class LockCore:
         else:
             self.hal.beep(2)
         return d
+
+    def enroll_slot(self, page, person, mono) -> None:  # type: ignore[no-untyped-def]
+        self.slots[page] = person
+        self._save(mono)
+
+    def remove_person(self, person, mono) -> list:  # type: ignore[no-untyped-def]
+        pages = [p for p, who in self.slots.items() if who == person]
+        for p in pages:
+            del self.slots[p]
+        self._save(mono)
+        return pages
+
+    def finger(self, fp, now, mono):  # type: ignore[no-untyped-def]
+        """A finger on the sensor: capture, convert and search on the module
+        (the template never leaves it), then decide. The keypad throttle does
+        not apply: biometrics are never the only way in, nor locked out by it."""
+        person = ""
+        try:
+            if not fp.capture():
+                return None  # lifted before the image was taken
+            fp.image_to_template(1)
+            hit = fp.search(1, 0, 200)
+        except Exception as e:  # a module fault is a denial with its reason, not a crash
+            self._record(now, "finger", "", False, "sensor-error")
+            self.events.append({"event": "fingerprint-module-error", "code": getattr(e, "code", -1)})
+            self.hal.beep(3)
+            return "sensor-error"
+        if hit is None:
+            reason = "no-match"
+        else:
+            person = self.slots.get(hit[0], "")
+            if not person:
+                reason = "no-match"  # a slot no bundle accounts for
+            elif self.verifier.blacklist.blocked(["v:" + person, person], now or 0):
+                reason = "revoked"
+            else:
+                reason = "ok"
+        self._record(now, "finger", person, reason == "ok", reason)
+        if reason == "ok":
+            self._open(mono)
+        else:
+            self.hal.beep(2)
+        return reason
 
     def exit_button(self, now, mono) -> None:  # type: ignore[no-untyped-def]
         self._record(now, "exit", "", True, "ok")

@@ -7,7 +7,8 @@
 # exit_pressed() -> bool (one press, edge), door_open() -> bool,
 # strike(on), beep(n), time() -> Unix seconds or None while unset,
 # set_time(t), mono() -> seconds that never jump, wdt_feed(),
-# mqtt_client(...) -> umqtt.simple-compatible client.
+# mqtt_client(...) -> umqtt.simple-compatible client; with a fingerprint
+# module, finger_touched() -> bool (the module's touch output, one per touch).
 
 import asyncio
 
@@ -19,8 +20,9 @@ ENTRY_TIMEOUT_S = 10
 
 
 class LockApp:
-    def __init__(self, hal, fs, device_id, root_key, gateway_id, server, port, password, open_s=5):  # type: ignore[no-untyped-def]
+    def __init__(self, hal, fs, device_id, root_key, gateway_id, server, port, password, open_s=5, fp=None):  # type: ignore[no-untyped-def]
         self.hal = hal
+        self.fp = fp  # firmware.fpmodule.FingerprintModule, or None on a lock without one
         self.journal = Journal(fs, device_id)
         self.core = LockCore(device_id, root_key, self.journal, hal, fs, open_s=open_s)
         self.link = Link(self.core, hal, gateway_id, server, port, password, root_key)
@@ -47,6 +49,8 @@ class LockApp:
             key = self.hal.keypad_key()
         if self.digits and mono - self.entry_started > ENTRY_TIMEOUT_S:
             self.digits = ""  # an abandoned entry is not a guess
+        if self.fp is not None and self.hal.finger_touched():
+            self.core.finger(self.fp, now, int(mono))
         if self.hal.exit_pressed():
             self.core.exit_button(now, int(mono))
         is_open = self.hal.door_open()

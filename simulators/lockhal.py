@@ -104,6 +104,7 @@ class SimHAL:
         self.keys: queue.Queue[str] = queue.Queue()
         self._exit = threading.Event()
         self._door_open = False
+        self._touch = threading.Event()
         self.wall_offset = wall_offset
         self.clock_set = clock_set
         self.wdt = 0
@@ -127,6 +128,15 @@ class SimHAL:
 
     def set_door(self, is_open: bool) -> None:
         self._door_open = is_open
+
+    def touch_finger(self) -> None:
+        self._touch.set()
+
+    def finger_touched(self) -> bool:
+        if self._touch.is_set():
+            self._touch.clear()
+            return True
+        return False
 
     def keypad_key(self) -> str | None:
         try:

@@ -27,6 +27,7 @@ DEFAULT_PINS: dict = {
     "cols": (21, 22, 23),
     "fp_tx": 4,
     "fp_rx": 5,
+    "fp_touch": 13,  # R503 WAKEUP output: low while a finger touches
 }
 
 
@@ -41,6 +42,8 @@ class Board:
         self._rows = [machine.Pin(r, machine.Pin.OUT, value=1) for r in p["rows"]]
         self._cols = [machine.Pin(c, machine.Pin.IN, machine.Pin.PULL_UP) for c in p["cols"]]
         self.uart = machine.UART(2, baudrate=57600, tx=p["fp_tx"], rx=p["fp_rx"], timeout=0)
+        self._touch = machine.Pin(p["fp_touch"], machine.Pin.IN, machine.Pin.PULL_UP)
+        self._touch_prev = 1
         self.rtc = machine.RTC()
         self.wdt = machine.WDT(timeout=wdt_ms)
         self._held = ""  # key currently held down (reported once per press)
@@ -88,6 +91,12 @@ class Board:
         pressed = v == 0 and self._exit_prev == 1
         self._exit_prev = v
         return pressed
+
+    def finger_touched(self) -> bool:
+        v = self._touch.value()
+        touched = v == 0 and self._touch_prev == 1
+        self._touch_prev = v
+        return touched
 
     def door_open(self) -> bool:
         return self._door.value() == 1

@@ -125,3 +125,58 @@ def test_door_alarms():
     assert core.events[-1]["event"] != "door-held-open"
     core.tick(81)
     assert core.events[-1]["event"] == "door-held-open"
+
+
+def _fp_rig():
+    from firmware.fpmodule import FingerprintModule
+    from simulators.fpemu import FingerprintEmulator, VirtualUART
+
+    emu = FingerprintEmulator()
+    t = [0]
+
+    def ticks():
+        t[0] += 1
+        return t[0]
+
+    return emu, FingerprintModule(VirtualUART(emu), ticks, timeout_ms=50)
+
+
+def _tpl(seed):
+    return bytes((seed * 13 + i) & 0xFF for i in range(512))
+
+
+def test_fingerprint_match_opens_and_records_the_person_not_the_template():
+    core, hal, fs = _lock()
+    emu, fp = _fp_rig()
+    fp.enroll(_tpl(7), 5)
+    core.enroll_slot(5, "p-0042", 1)
+    emu.finger = _tpl(7)
+    assert core.finger(fp, NOW, 10) == "ok" and hal.strike_on
+    rec = core.journal.pending()[-1]
+    assert (rec.kind, rec.ref, rec.granted) == ("finger", "p-0042", True)
+    emu.finger = _tpl(8)  # not enrolled
+    assert core.finger(fp, NOW, 11) == "no-match"
+    emu.finger = None
+    assert core.finger(fp, NOW, 12) is None  # lifted: nothing to decide
+    core2 = _reopen(fs, hal)  # the slot table survives a reboot
+    emu.finger = _tpl(7)
+    assert core2.finger(fp, NOW, 13) == "ok"
+    core2.remove_person("p-0042", 14)  # moved out
+    assert core2.finger(fp, NOW, 15) == "no-match"
+
+
+def test_fingerprint_works_through_a_keypad_lockout_and_respects_revocation():
+    core, _hal, _fs = _lock()
+    emu, fp = _fp_rig()
+    fp.enroll(_tpl(1), 0)
+    core.enroll_slot(0, "p-7", 1)
+    for i in range(5):
+        core.keypad("%010d" % i, NOW, 100 + i)
+    assert core.keypad(_code().digits, NOW, 110).reason == "lockout"
+    emu.finger = _tpl(1)
+    assert core.finger(fp, NOW, 111) == "ok"
+    core.verifier.blacklist.apply({1: "full", 2: 1, 4: [["v:p-7", 0]]}, NOW)
+    assert core.finger(fp, NOW, 112) == "revoked"
+    emu.address = 1  # the module stops answering
+    assert core.finger(fp, NOW, 113) == "sensor-error"
+    assert core.journal.pending(100)[-1].reason == "sensor-error"
