@@ -58,8 +58,10 @@ pytest: setup
 
 test: lint typecheck mpy-check pytest
 
+# The simulated community (issue 8 grows it into the full "day" scenario);
+# `lockedge demo` is the narrated protocol walk-through.
 demo: setup
-	$(VENV)/bin/lockedge demo
+	$(VENV)/bin/lockedge sim site --locks 5
 
 bench: setup
 	$(PY) bench/protocol_bench.py

@@ -28,6 +28,7 @@ class SimLock:
         self.thread: threading.Thread | None = None
 
     def boot(self) -> SimLock:
+        self.flash.mkdir(parents=True, exist_ok=True)
         fs = FlashFS(str(self.flash))
         self.app = LockApp(self.hal, fs, self.id, self.root, self.gateway_id, "127.0.0.1", self.port,
                            self.password, open_s=self.open_s)  # fmt: skip

@@ -4,7 +4,6 @@ and the shipped ACL), the gateway daemon, stub locks, the cloud receiver."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import threading
@@ -13,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import write_secret
 from gateway.daemon import Gateway
 from gateway.localbroker import acl_text
 from protocol import keys
 from simulators.broker import Mosquitto
 from simulators.cloud.receiver import CloudReceiver
+from simulators.site import write_gateway_config
 from tests.lockstub import StubLock
 
 SITE = "site-7"
@@ -59,22 +58,12 @@ class Site:
 
     def config_file(self) -> Path:
         """Write gateway.toml and its secret files; return the config path."""
-        d = self.dir
-        write_secret(d / "gateway.key", self.gw_root)
-        locks = {lid: keys.derive(r, keys.LOCAL, lid).hex() for lid, r in self.lock_roots.items()}
-        write_secret(d / "locks.json", json.dumps(locks).encode())
-        write_secret(d / "local.pass", self.passwords["gateway"].encode())
         assert self.cloud_broker and self.local_broker
-        (d / "gateway.toml").write_text(
-            f'[gateway]\nid = "{GW}"\nsite = "{SITE}"\nstate_dir = "state"\n'
-            'root_key_file = "gateway.key"\nlocks_file = "locks.json"\nstatus_interval_s = 1\n\n'
-            f'[cloud]\nhost = "127.0.0.1"\n'
-            + (self.cloud_settings or f"port = {self.cloud_broker.port}\n")
-            + "\n"
-            f'[local]\nhost = "127.0.0.1"\nport = {self.local_broker.port}\nusername = "gateway"\n'
-            'password_file = "local.pass"\n\n[relay]\ntimeout_s = 2\n' + self.extra_config
-        )
-        return d / "gateway.toml"
+        local_keys = {lid: keys.derive(r, keys.LOCAL, lid) for lid, r in self.lock_roots.items()}
+        return write_gateway_config(
+            self.dir, self.gw_root, local_keys, self.passwords["gateway"], self.cloud_broker.port,
+            self.local_broker.port, self.cloud_settings, self.extra_config,
+        )  # fmt: skip
 
     def start_brokers(self) -> None:
         self.cloud_broker = Mosquitto("cloud", workdir=self.dir / "cloud-broker").start()

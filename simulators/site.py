@@ -1,0 +1,230 @@
+"""A simulated community on one machine: two real Mosquitto brokers on free
+loopback ports (cloud, local with per-lock passwords and the ACL), the
+gateway daemon, N locks running the unchanged firmware on the simulated
+HAL, and the cloud side that receives and acknowledges pass records.
+
+`lockedge sim site --locks N` runs the "mini" scenario (what `make demo`
+runs until issue 8's full "day" scenario and cloud backend exist): resident
+codes and a wrong one at every door, remote unlocks end to end (one
+expired), an uplink outage while people keep coming and going, then a
+report. It exits non-zero when an invariant fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway import config as gwconfig
+from gateway.config import write_secret
+from gateway.daemon import Gateway
+from gateway.issuer import CodeIssuer
+from gateway.localbroker import acl_text
+from protocol import keys
+from protocol import passcode as pc
+from simulators.broker import Mosquitto
+from simulators.cloud.receiver import CloudReceiver
+from simulators.locksim import SimLock
+
+SITE = "site-7"
+GW = "gw-1"
+
+
+def write_gateway_config(
+    d: Path,
+    gw_root: bytes,
+    lock_local_keys: dict[str, bytes],
+    gateway_password: str,
+    cloud_port: int,
+    local_port: int,
+    cloud_settings: str = "",
+    extra: str = "",
+    relay_timeout: float = 2,
+) -> Path:
+    """gateway.toml and its secret files (0600) in `d`; returns the config path."""
+    write_secret(d / "gateway.key", gw_root)
+    write_secret(d / "locks.json", json.dumps({k: v.hex() for k, v in lock_local_keys.items()}).encode())
+    write_secret(d / "local.pass", gateway_password.encode())
+    (d / "gateway.toml").write_text(
+        f'[gateway]\nid = "{GW}"\nsite = "{SITE}"\nstate_dir = "state"\n'
+        'root_key_file = "gateway.key"\nlocks_file = "locks.json"\nstatus_interval_s = 1\n\n'
+        '[cloud]\nhost = "127.0.0.1"\n' + (cloud_settings or f"port = {cloud_port}\n") + "\n"
+        f'[local]\nhost = "127.0.0.1"\nport = {local_port}\nusername = "gateway"\n'
+        f'password_file = "local.pass"\n\n[relay]\ntimeout_s = {relay_timeout}\n' + extra
+    )
+    return d / "gateway.toml"
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class SiteRunner:
+    def __init__(self, workdir: Path, n_locks: int, say: Callable[[str], None] = print) -> None:
+        self.dir = workdir
+        self.say = say
+        self.gw_root = secrets.token_bytes(32)
+        self.lock_ids = [f"lock-{i:04d}" for i in range(n_locks)]
+        self.roots = {lid: secrets.token_bytes(32) for lid in self.lock_ids}
+        self.passwords = {lid: secrets.token_hex(12) for lid in self.lock_ids}
+        self.passwords["gateway"] = secrets.token_hex(12)
+        self.cloud_broker: Mosquitto | None = None
+        self.local_broker: Mosquitto | None = None
+        self.gateway: Gateway | None = None
+        self.cloud: CloudReceiver | None = None
+        self.locks: dict[str, SimLock] = {}
+        self.violations: list[str] = []
+
+    def start(self) -> None:
+        os.chmod(self.dir, 0o700)
+        self.cloud_broker = Mosquitto("cloud", workdir=self.dir / "cloud-broker").start()
+        self.local_broker = Mosquitto(
+            "local", workdir=self.dir / "local-broker", users=self.passwords, acl=acl_text("gateway")
+        ).start()
+        self.say(
+            f"brokers up: cloud 127.0.0.1:{self.cloud_broker.port}, local 127.0.0.1:{self.local_broker.port}"
+        )
+        self.cloud = CloudReceiver(self.cloud_broker.port, SITE, {GW: self.gw_root}, self.roots).start()
+        local_keys = {lid: keys.derive(r, keys.LOCAL, lid) for lid, r in self.roots.items()}
+        cfg = write_gateway_config(
+            self.dir, self.gw_root, local_keys, self.passwords["gateway"], self.cloud_broker.port,
+            self.local_broker.port,
+        )  # fmt: skip
+        self.gateway = Gateway(gwconfig.load(cfg))
+        threading.Thread(target=self.gateway.run, daemon=True).start()
+        for lid in self.lock_ids:
+            self.locks[lid] = SimLock(
+                lid,
+                self.roots[lid],
+                self.dir / "flash" / lid,
+                GW,
+                self.local_broker.port,
+                self.passwords[lid],
+            ).boot()
+        ok = wait_for(lambda: all(lk.app is not None and lk.app.link.time_set for lk in self.locks.values()))
+        self.check(ok, "every lock online with the gateway's signed time")
+        self.say(f"gateway {GW} and {len(self.locks)} locks online")
+
+    def check(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.violations.append(what)
+            self.say(f"  INVARIANT FAILED: {what}")
+
+    def produced(self) -> int:
+        return sum(lk.app.core.journal.next_seq - 1 for lk in self.locks.values() if lk.app is not None)
+
+    def received(self) -> int:
+        return len(self.cloud.received) if self.cloud else 0
+
+    def run_mini(self) -> dict[str, object]:
+        assert self.cloud and self.cloud_broker and self.gateway
+        now = int(time.time())
+        issuer = CodeIssuer(lambda t: keys.derive(self.roots[t], keys.CODE, t))
+        self.say("residents type their codes; one visitor mistypes")
+        for lid, lk in self.locks.items():
+            code = issuer.issue(lid, pc.WINDOW, now, now + 30 * 86400, now, holder="resident")
+            assert code.keypad
+            lk.type_code(code.keypad)
+        first = next(iter(self.locks.values()))
+        first.type_code("1234567890")
+        self.check(wait_for(lambda: self.received() == len(self.locks) + 1), "codes recorded in the cloud")
+        self.say("remote unlocks from the cloud, one of them already expired")
+        rtts = []
+        cloud = self.cloud
+
+        def acked(cmd_id: str) -> Callable[[], bool]:
+            return lambda: cmd_id in cloud.ack_times
+
+        for i, lid in enumerate(self.lock_ids):
+            t0 = time.perf_counter()
+            cloud.send_command(lid, f"r-{i}", int(time.time()) + 30)
+            self.check(wait_for(acked(f"r-{i}"), 10), f"ack for r-{i}")
+            rtts.append((cloud.ack_times.get(f"r-{i}", t0) - t0) * 1000)
+        self.cloud.send_command(self.lock_ids[0], "r-late", int(time.time()) - 1)
+        self.check(
+            wait_for(lambda: bool(self.cloud and self.cloud.acks_for("r-late")), 10), "expired answered"
+        )
+        late = self.cloud.acks_for("r-late")
+        self.check(bool(late) and late[0][1].body[2] == "expired", "the expired command was not executed")  # type: ignore[index]
+        self.say("the uplink goes down; people keep leaving through the exit buttons")
+        self.cloud_broker.stop()
+        for _ in range(20):
+            for lk in self.locks.values():
+                lk.hal.press_exit()
+            time.sleep(0.05)
+        self.check(
+            wait_for(lambda: self.gateway is not None and self.gateway.outbox.backlog() >= 20), "backlog held"
+        )
+        backlog = self.gateway.outbox.backlog()
+        self.say(f"  {backlog} records waiting in the gateway's outbox")
+        t_back = time.monotonic()
+        self.cloud_broker.start()
+        self.check(wait_for(lambda: self.received() == self.produced(), 60), "every record delivered")
+        delay = time.monotonic() - t_back
+        produced, received = self.produced(), self.received()
+        self.check(produced == received, f"records produced ({produced}) == received ({received})")
+        for lid in self.lock_ids:
+            seqs = sorted(s for d, s in self.cloud.received if d == lid)
+            self.check(seqs == list(range(1, len(seqs) + 1)), f"{lid}: no gap in sequence numbers")
+        granted = sum(1 for r in self.cloud.received.values() if r.granted)
+        reasons: dict[str, int] = {}
+        for r in self.cloud.received.values():
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        rtts.sort()
+        return {
+            "locks": len(self.locks),
+            "records_produced": produced,
+            "records_received": received,
+            "duplicates_removed": self.cloud.duplicates,
+            "granted": granted,
+            "denied_by_reason": {k: v for k, v in reasons.items() if k != "ok"},
+            "outbox_backlog_during_outage": backlog,
+            "delivery_after_outage_s": round(delay, 2),
+            "command_rtt_ms_p50": round(rtts[len(rtts) // 2], 2),
+            "command_rtt_ms_max": round(rtts[-1], 2),
+            "invariants_failed": self.violations,
+        }
+
+    def close(self) -> None:
+        for lk in self.locks.values():
+            lk.power_cut()
+        if self.cloud:
+            self.cloud.stop()
+        if self.gateway:
+            self.gateway.stop()
+            time.sleep(0.5)
+        for b in (self.local_broker, self.cloud_broker):
+            if b:
+                b.close()
+
+
+def main(n_locks: int, report_path: Path | None) -> int:
+    with tempfile.TemporaryDirectory(prefix="lockedge-site-") as td:
+        runner = SiteRunner(Path(td), n_locks)
+        try:
+            runner.start()
+            report = runner.run_mini()
+        finally:
+            runner.close()
+    width = max(len(k) for k in report)
+    print("\nsite report (mini scenario)")
+    for k, v in report.items():
+        print(f"  {k:<{width}}  {v}")
+    if report_path is not None:
+        report_path.write_text(json.dumps(report, indent=1))
+        print(f"report written to {report_path}")
+    ok = not report["invariants_failed"]
+    print("all invariants hold" if ok else "INVARIANTS FAILED", file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
