@@ -112,6 +112,7 @@ j = Journal(fs, "lock-1", segment_bytes=8192, max_segments=64)   # boot: recover
 core = LockCore("lock-1", RK, j, HAL(), fs)
 for i in range(200):                                               # 200 remembered codes
     core.verifier.used["pc-%%012d" %% i] = [1795000000 + 86400, 1]
+core.save(0)                                                       # as if loaded from flash
 #---
 gc.collect()
 live = gc.mem_alloc() - base

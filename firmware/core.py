@@ -39,6 +39,7 @@ class LockCore:
         # Fingerprint-module library slot -> pseudonymous person id, filled when
         # sealed bundle entries are loaded into the module (never templates).
         self.slots: dict = {}
+        self._codes_sig: tuple = (0, 0, 0, 0)
         self._load()
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
@@ -55,12 +56,13 @@ class LockCore:
         if not raw:
             return
         st: list = cbor.decode(raw, 8)  # type: ignore[assignment]
-        self.verifier.load(st[1], 0)
+        codes: list = cbor.decode(self.fs.read("codes") or cbor.encode([[], [0, []]]), 8)  # type: ignore[assignment]
+        self.verifier.load({"used": codes[0], "throttle": st[1], "blacklist": codes[1]}, 0)
         self.rx.load(st[2])
         self.done = [tuple(x) for x in st[3]]
         self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
-        if len(st) > 5:
-            self.slots = dict((int(k), v) for k, v in st[5])
+        self.slots = dict((int(k), v) for k, v in st[5])
+        self._codes_sig = self._sig()
 
     def next_seq(self) -> int:
         """Envelope sequence for messages this lock sends (acks, batches)."""
@@ -72,19 +74,30 @@ class LockCore:
     def save(self, mono) -> None:  # type: ignore[no-untyped-def]
         self._save(mono)
 
+    def _sig(self) -> tuple:
+        v = self.verifier
+        uses = 0
+        for e in v.used.values():
+            uses += e[1]
+        return (len(v.used), uses, v.blacklist.version, len(v.blacklist.entries))
+
     def _save(self, mono) -> None:  # type: ignore[no-untyped-def]
+        # Two files: "core" is small and changes on every decision (throttle,
+        # replay window, command ids, slot table); "codes" (remembered one-time
+        # codes, blacklist) is rewritten only when it changed. Re-encoding 200
+        # remembered codes on every key press cost RAM and flash wear.
         from protocol import cbor
 
         mono = int(mono)  # HAL clocks may be fractional; state is whole seconds
         self.last_mono = mono
-        st = self.verifier.state(mono)
-        body = {
-            "used": st["used"],
-            "throttle": st["throttle"],
-            "blacklist": st["blacklist"],
-        }
+        sig = self._sig()
+        if sig != self._codes_sig:
+            st = self.verifier.state(mono)
+            self.fs.write_atomic("codes", cbor.encode([st["used"], st["blacklist"]]))
+            self._codes_sig = sig
         slots = [[k, v] for k, v in self.slots.items()]
-        state = [1, body, self.rx.state(), [list(x) for x in self.done], self.up_seq, slots]
+        throttle = self.verifier.throttle.state(mono)
+        state = [2, throttle, self.rx.state(), [list(x) for x in self.done], self.up_seq, slots]
         self.fs.write_atomic("core", cbor.encode(state))
 
     # -- decisions -------------------------------------------------------------

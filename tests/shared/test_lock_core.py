@@ -180,3 +180,25 @@ def test_fingerprint_works_through_a_keypad_lockout_and_respects_revocation():
     emu.address = 1  # the module stops answering
     assert core.finger(fp, NOW, 113) == "sensor-error"
     assert core.journal.pending(100)[-1].reason == "sensor-error"
+
+
+def test_remembered_codes_are_rewritten_only_when_they_change():
+    core, _hal, fs = _lock()
+    writes = []
+    orig = fs.write_atomic
+
+    def counting(name, data):
+        writes.append(name)
+        orig(name, data)
+
+    fs.write_atomic = counting
+    for i in range(3):
+        core.keypad("%010d" % i, NOW, 100 + i)  # wrong codes: throttle state only
+    assert writes.count("core") == 3 and "codes" not in writes
+    k = keys.derive(ROOT, keys.CODE, "lock-1")
+    once = pc.make_keypad(k, "lock-1", pc.find_profile(pc.ONCE, pc.DEVICE, pc.HOUR, 5), NOW // 3600, 0, 2)
+    assert core.keypad(once.digits, NOW + 60, 200).granted
+    assert writes.count("codes") == 1
+    fs.write_atomic = orig
+    core2 = _reopen(fs, _hal)
+    assert core2.keypad(once.digits, NOW + 70, 300).reason == "used"  # remembered across a reboot
