@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,22 +14,18 @@ from pathlib import Path
 from gateway.daemon import Gateway
 from gateway.localbroker import acl_text
 from protocol import keys
+from simulators import site
 from simulators.broker import Mosquitto
 from simulators.cloud.receiver import CloudReceiver
-from simulators.site import write_gateway_config
+from simulators.site import GW, SITE, write_gateway_config
 from tests.lockstub import StubLock
 
-SITE = "site-7"
-GW = "gw-1"
+__all__ = ["GW", "SITE", "Site", "open_site", "wait_for"]
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    if not site.wait_for(cond, timeout):
+        raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -13,53 +13,27 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.micropython
 
 
-def test_protocol_bench_quick_runs() -> None:
+@pytest.mark.parametrize(
+    ("bench", "timeout", "needles"),
+    [
+        (
+            "protocol_bench.py",
+            300,
+            ("encode 20-record batch", "decode 20-record batch", "MicroPython heap", "ours/anchor"),
+        ),
+        ("passcode_bench.py", 300, ("HMACs/attempt", "TOTP-style", "MicroPython", "accepted")),
+        ("gateway_bench.py", 400, ("durable append", "drain to cloud", "round trip p99", "RSS")),
+        ("firmware_bench.py", 400, ("last key to strike", "journal durable append", "live heap after boot")),
+    ],
+)
+def test_bench_quick_runs(bench: str, timeout: int, needles: tuple[str, ...]) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "protocol_bench.py"), "--quick"],
+        [sys.executable, str(ROOT / "bench" / bench), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    for needle in ("encode 20-record batch", "decode 20-record batch", "MicroPython heap", "ours/anchor"):
-        assert needle in proc.stdout
-
-
-def test_passcode_bench_quick_runs() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "passcode_bench.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    for needle in ("HMACs/attempt", "TOTP-style", "MicroPython", "accepted"):
-        assert needle in proc.stdout
-
-
-def test_gateway_bench_quick_runs() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gateway_bench.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=400,
+        timeout=timeout,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for needle in ("durable append", "drain to cloud", "round trip p99", "RSS"):
-        assert needle in proc.stdout
-
-
-def test_firmware_bench_quick_runs() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "firmware_bench.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for needle in ("last key to strike", "journal durable append", "live heap after boot"):
+    for needle in needles:
         assert needle in proc.stdout

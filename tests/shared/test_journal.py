@@ -1,23 +1,13 @@
 # The lock's flash journal, on CPython and on MicroPython: durability,
 # acks, bounded size, and power cuts at many byte positions.
-import os
-
 from firmware.fsio import FlashFS
 from firmware.journal import Journal
 from simulators.lockfs import PowerCut, PowerCutFS
-
-_n = [0]
+from tests.shared.util import fresh_dir
 
 
 def _dir():
-    _n[0] += 1
-    d = "/tmp/lockedge-journal-%d-%d" % (id(_n) % 100000, _n[0])
-    try:
-        os.mkdir(d)
-    except OSError:
-        for f in os.listdir(d):
-            os.remove(d + "/" + f)
-    return d
+    return fresh_dir("journal")
 
 
 def _rec(j, i, granted=True):

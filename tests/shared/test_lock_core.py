@@ -1,16 +1,14 @@
 # The lock's decision core on CPython and MicroPython, with a fake HAL and
 # the real journal.
-import os
-
 from firmware.core import LockCore
 from firmware.fsio import FlashFS
 from firmware.journal import Journal
 from protocol import envelope, keys
 from protocol import passcode as pc
+from tests.shared.util import fresh_dir
 
 ROOT = bytes(range(32))
 NOW = 1795000000 - 1795000000 % 3600
-_n = [0]
 
 
 class FakeHAL:
@@ -26,14 +24,7 @@ class FakeHAL:
 
 
 def _lock():
-    _n[0] += 1
-    d = "/tmp/lockedge-core-%d-%d" % (id(_n) % 100000, _n[0])
-    try:
-        os.mkdir(d)
-    except OSError:
-        for f in os.listdir(d):
-            os.remove(d + "/" + f)
-    fs = FlashFS(d)
+    fs = FlashFS(fresh_dir("core"))
     hal = FakeHAL()
     core = LockCore("lock-1", ROOT, Journal(fs, "lock-1"), hal, fs, open_s=5, held_open_s=60)
     return core, hal, fs

@@ -2,6 +2,7 @@
 # (tests/mpy/run_tests.py): plain asserts, no pytest imports.
 import binascii
 import json
+import os
 
 from protocol.errors import ProtocolError
 
@@ -46,6 +47,21 @@ def to_json(v: object) -> object:
     if isinstance(v, (list, tuple)):
         return [to_json(x) for x in v]
     return v
+
+
+_dirs = [0]
+
+
+def fresh_dir(tag: str) -> str:
+    """An empty directory under /tmp (both interpreters have one)."""
+    _dirs[0] += 1
+    d = "/tmp/lockedge-%s-%d-%d" % (tag, id(_dirs) % 100000, _dirs[0])
+    try:
+        os.mkdir(d)
+    except OSError:
+        for f in os.listdir(d):
+            os.remove(d + "/" + f)
+    return d
 
 
 def raises(expect, fn, *args, **kwargs):
