@@ -320,7 +320,3 @@ def decode(data: bytes, max_depth: int = MAX_DEPTH, max_size: int = MAX_SIZE) ->
     if d.pos != len(d.data):
         raise ProtocolError(MALFORMED, "trailing bytes after item at byte %d" % d.pos)
     return value
-
-
-dumps = encode
-loads = decode

@@ -14,8 +14,6 @@
 
 from protocol.errors import INVALID, ProtocolError
 
-DEFAULTS = {"threshold": 5, "base": 60, "cap": 900, "decay": 1800}
-
 
 class Throttle:
     def __init__(self, threshold: int = 5, base: int = 60, cap: int = 900, decay: int = 1800) -> None:

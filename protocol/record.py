@@ -8,7 +8,7 @@
 #   4: door / gate id (text)     5: credential kind (text, see KINDS)
 #   6: credential reference (text <= 40 chars: a code id, person id or
 #      command id, never credential material or biometric data)
-#   7: granted (bool)            8: reason (text, see REASONS)
+#   7: granted (bool)            8: reason (text, [a-z0-9-], see docs/protocol.md)
 #
 # A batch (the body of an envelope of type "rec") is [1, [record, ...]].
 # Sequence numbers are per device and contiguous, so the receiver sees any
@@ -20,24 +20,9 @@ from protocol.keys import check_device_id
 
 KINDS = ("code", "qr", "finger", "remote", "exit", "none")
 
-# Reasons are an open vocabulary (later features add their own), limited
-# in shape; these are the ones the core knows.
+# Reasons are an open vocabulary (each feature adds its own, listed in
+# docs/protocol.md), limited in shape: [a-z0-9-]{1,24}; "ok" when granted.
 OK = "ok"
-REASONS = (
-    OK,
-    "wrong-code",
-    "expired",
-    "not-yet-valid",
-    "wrong-target",
-    "used",
-    "revoked",
-    "clock-unset",
-    "lockout",
-    "no-match",
-    "bad-tag",
-    "replay",
-    "deadline",
-)
 
 MAX_REF = 40
 MAX_BATCH = 500
