@@ -100,7 +100,7 @@ try:
 except OSError:
     pass
 fs = FlashFS("/tmp/fwb")
-j = Journal(fs, "lock-1", segment_bytes=8192, max_segments=64)
+j = Journal(fs, "lock-1")
 for i in range(%(backlog)d):
     j.append(1795000000 + i, "door-1", "code", "pc-%%d" %% i, True, "ok")
 j = None
@@ -108,7 +108,7 @@ j = None
 gc.collect()
 base = gc.mem_alloc()
 #---
-j = Journal(fs, "lock-1", segment_bytes=8192, max_segments=64)   # boot: recover the backlog
+j = Journal(fs, "lock-1")   # boot: recover the backlog
 core = LockCore("lock-1", RK, j, HAL(), fs)
 for i in range(200):                                               # 200 remembered codes
     core.verifier.used["pc-%%012d" %% i] = [1795000000 + 86400, 1]
@@ -124,22 +124,68 @@ a0 = gc.mem_alloc(); gc.disable()
 d = core.keypad(code, 1795000060, 100)
 dec = gc.mem_alloc() - a0
 gc.enable()
+k = keys.derive(RK, keys.LOCAL, "lock-1")   # derived once, when the link starts
+gc.collect()
 a0 = gc.mem_alloc(); gc.disable()
-recs = j.pending(50)
-k = keys.derive(RK, keys.LOCAL, "lock-1")
-msg = envelope.seal(k, "rec", "lock-1", 1, 1795000060, record.batch_body(recs))
+seqs, body = j.pending_encoded(50)
+msg = envelope.seal_encoded(k, "rec", "lock-1", 1, 1795000060, body)
 batch = gc.mem_alloc() - a0
 gc.enable()
-print(live, dec, batch, j.backlog(), d.granted)
+seqs = body = msg = None
+#---
+gc.collect()
+import binascii
+from firmware.fpmodule import ACK, FingerprintModule, packet
+t = [0]
+def ticks():
+    t[0] += 1
+    return t[0]
+class AckingUART:
+    # A module that says OK to everything: the emulator's own allocations
+    # would land in the same heap and are not the lock's.
+    def __init__(self):
+        self.ack = packet(0xFFFFFFFF, ACK, bytes((0,)))
+        self.pos = 0
+    def write(self, d):
+        return len(d)
+    def read(self, n):
+        p = self.ack[self.pos:self.pos + n]
+        self.pos = (self.pos + n) %% len(self.ack)
+        return p
+fp = FingerprintModule(AckingUART(), ticks)
+f = open("/tmp/entry.hex")
+token = binascii.unhexlify(f.read().strip())
+f.close()
+gc.collect()
+a0 = gc.mem_alloc(); gc.disable()
+res = core.load_entry(fp, token, 1795000060, 101)[0]
+ent = gc.mem_alloc() - a0
+gc.enable()
+print(live, dec, batch, ent, j.backlog(), d.granted, res)
 """
 
 
-def mp_heap(backlog: int) -> tuple[int, int, int, int]:
-    out = run_micropython(MP_HEAP % {"backlog": backlog}, copy=("protocol", "firmware"), heap=8 * 1024 * 1024,
-                          timeout=600)  # fmt: skip
-    live, dec, batch, n, granted = out.split()[-5:]
-    assert granted == "True"
-    return int(live), int(dec), int(batch), int(n)
+def mp_heap(backlog: int, tmp: Path) -> tuple[int, int, int, int, int]:
+    # One sealed entry with four 512-byte templates (the largest a lock gets),
+    # opened with the pure-Python AES the WebAssembly port needs.
+    from gateway import lockentry
+
+    rk = bytes(range(32))
+    m = lockentry.plain("lock-1", bytes(16), 1, 0, "add", "p-1", 1795086400,
+                        [(f, os.urandom(512)) for f in range(4)])  # fmt: skip
+    (tmp / "entry.hex").write_text(
+        lockentry.seal_entry(lockentry.seal_key(rk, "lock-1"), m, 1795000000).hex()
+    )
+    out = run_micropython(
+        MP_HEAP % {"backlog": backlog},
+        copy=("protocol", "firmware"),
+        put=[(tmp / "entry.hex", "/tmp/entry.hex")],  # noqa: S108 - a path inside the MicroPython VFS
+        heap=8 * 1024 * 1024,
+        timeout=600,
+    )
+    live, dec, batch, ent, n, granted, res = out.split()[-7:]
+    assert granted == "True" and res == "ok", out
+    return int(live), int(dec), int(batch), int(ent), int(n)
 
 
 def main() -> int:
@@ -152,7 +198,7 @@ def main() -> int:
         full, bare = latency(20 if q else 300, t / "lat")
         (t / "app").mkdir()
         ours, raw = append_rate(200 if q else 3000, t / "app")
-    live, dec, batch, n = mp_heap(100 if q else 1000)
+        live, dec, batch, ent, n = mp_heap(100 if q else 1000, t)
     print(f"firmware bench ({'quick' if q else 'full'})")
     print(f"{'measure':<50}{'ours':>12}{'anchor':>12}{'ratio':>9}")
     f50, b50 = statistics.median(full), statistics.median(bare)
@@ -170,7 +216,12 @@ def main() -> int:
     print(f"  live heap after boot: {live / 1024:.1f} KB   [goal <= 48 KB for the application]")
     print(
         f"  allocated by one keypad decision: {dec / 1024:.1f} KB; by building a 50-record upload: "
-        f"{batch / 1024:.1f} KB"
+        f"{batch / 1024:.1f} KB; by opening and loading a 4-template entry: {ent / 1024:.1f} KB"
+    )
+    worst = live + max(dec, batch, ent)
+    print(
+        f"  peak bound (live after boot + the largest operation's allocations, GC off): {worst / 1024:.1f} KB"
+        "   [the 48 KB goal is for the live heap; this bounds the worst transient above it]"
     )
     return 0
 

@@ -8,7 +8,7 @@
 # (the gateway cannot forge one), unseen before (replay window, persisted),
 # and not past its deadline; every refusal is journaled with its reason.
 
-from protocol import envelope, keys
+from protocol import envelope, keys, seal
 from protocol.errors import ProtocolError
 from protocol.verifier import CodeVerifier
 
@@ -17,10 +17,14 @@ _REMEMBER = 32
 
 
 class LockCore:
-    def __init__(self, device_id, root_key, journal, hal, fs, open_s=5, held_open_s=60, verifier=None):  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, device_id, root_key, journal, hal, fs, open_s=5, held_open_s=60, verifier=None, fp=None
+    ):
         self.id = device_id
+        self.fp = fp  # firmware.fpmodule.FingerprintModule, or None on a lock without one
         self.k_cmd = keys.derive(root_key, keys.CMD, device_id)
         self.k_up = keys.derive(root_key, keys.UPLINK, device_id)
+        self.k_seal = keys.derive(root_key, keys.SEAL, device_id)
         self.journal = journal
         self.hal = hal
         self.fs = fs
@@ -36,9 +40,13 @@ class LockCore:
         self.opened_at = None
         self.held_alarmed = False
         self.last_mono = 0
-        # Fingerprint-module library slot -> pseudonymous person id, filled when
-        # sealed bundle entries are loaded into the module (never templates).
+        # Fingerprint-module library page -> [pseudonymous person id, finger
+        # position], filled from sealed bundle entries (never templates). A
+        # page the table does not name never opens the door, whatever the
+        # module holds there.
         self.slots: dict = {}
+        self.capacity = 200  # module library pages (R503: 200)
+        self.entry_mark = [-1, -1]  # (bundle sequence, entry index) last applied
         self._codes_sig: tuple = (0, 0, 0, 0)
         self._load()
 
@@ -62,6 +70,7 @@ class LockCore:
         self.done = [tuple(x) for x in st[3]]
         self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
         self.slots = dict((int(k), v) for k, v in st[5])
+        self.entry_mark = st[6]
         self._codes_sig = self._sig()
 
     def next_seq(self) -> int:
@@ -97,7 +106,15 @@ class LockCore:
             self._codes_sig = sig
         slots = [[k, v] for k, v in self.slots.items()]
         throttle = self.verifier.throttle.state(mono)
-        state = [2, throttle, self.rx.state(), [list(x) for x in self.done], self.up_seq, slots]
+        state = [
+            3,
+            throttle,
+            self.rx.state(),
+            [list(x) for x in self.done],
+            self.up_seq,
+            slots,
+            self.entry_mark,
+        ]
         self.fs.write_atomic("core", cbor.encode(state))
 
     # -- decisions -------------------------------------------------------------
@@ -125,16 +142,57 @@ class LockCore:
             self.hal.beep(2)
         return d
 
-    def enroll_slot(self, page, person, mono) -> None:  # type: ignore[no-untyped-def]
-        self.slots[page] = person
-        self._save(mono)
+    def load_entry(self, fp, token, now, mono):  # type: ignore[no-untyped-def]
+        """A sealed bundle entry relayed by the gateway -> (result, entry or
+        None). Results: "ok", "duplicate" (already applied: the gateway may
+        resend after a lost ack), a protocol refusal reason, "store-full",
+        "sensor-error". A refused entry changes nothing.
 
-    def remove_person(self, person, mono) -> list:  # type: ignore[no-untyped-def]
-        pages = [p for p, who in self.slots.items() if who == person]
-        for p in pages:
+        Order makes a power cut at any point safe: templates are stored on
+        free pages before the slot table names them, and the table forgets
+        pages before they are erased, so a cut leaves at worst an unnamed
+        page (never matched, reused later), never a name on a wrong page."""
+        try:
+            e = seal.open_entry(self.k_seal, token, self.id, now)
+        except ProtocolError as ex:
+            return ex.reason, None
+        if [e.seq, e.idx] <= self.entry_mark:
+            # An older entry replayed after a newer one (say the add that a
+            # move-out deleted) must not bring anything back.
+            return ("duplicate" if [e.seq, e.idx] == self.entry_mark else "rollback"), e
+        mine = [p for p, v in self.slots.items() if v[0] == e.person]
+        drop = []
+        if e.op == "replace" or e.op == "del-person":
+            drop = mine
+        elif e.op == "del-finger":
+            gone = [f for f, _ in e.templates]
+            drop = [p for p in mine if self.slots[p][1] in gone]
+        elif e.op == "add":
+            again = [f for f, _ in e.templates]
+            drop = [p for p in mine if self.slots[p][1] in again]  # re-adding a finger replaces it
+        new = {}
+        if e.op in ("add", "replace"):
+            free = [p for p in range(self.capacity) if p not in self.slots]
+            if len(free) < len(e.templates):
+                return "store-full", e
+            try:
+                for i in range(len(e.templates)):
+                    fp.enroll(e.templates[i][1], free[i])
+                    new[free[i]] = [e.person, e.templates[i][0]]
+            except Exception:
+                return "sensor-error", e
+        for p in drop:
             del self.slots[p]
+        for p in new:
+            self.slots[p] = new[p]
+        self.entry_mark = [e.seq, e.idx]
         self._save(mono)
-        return pages
+        try:
+            for p in drop:
+                fp.delete(p, 1)
+        except Exception:
+            self.events.append({"event": "fingerprint-module-error", "code": -1})
+        return "ok", e
 
     def finger(self, fp, now, mono):  # type: ignore[no-untyped-def]
         """A finger on the sensor: capture, convert and search on the module
@@ -145,7 +203,7 @@ class LockCore:
             if not fp.capture():
                 return None  # lifted before the image was taken
             fp.image_to_template(1)
-            hit = fp.search(1, 0, 200)
+            hit = fp.search(1, 0, self.capacity)
         except Exception as e:  # a module fault is a denial with its reason, not a crash
             self._record(now, "finger", "", False, "sensor-error")
             self.events.append({"event": "fingerprint-module-error", "code": getattr(e, "code", -1)})
@@ -154,7 +212,8 @@ class LockCore:
         if hit is None:
             reason = "no-match"
         else:
-            person = self.slots.get(hit[0], "")
+            slot = self.slots.get(hit[0])
+            person = slot[0] if slot else ""
             if not person:
                 reason = "no-match"  # a slot no bundle accounts for
             elif self.verifier.blacklist.blocked(["v:" + person, person], now or 0):

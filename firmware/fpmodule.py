@@ -61,7 +61,7 @@ class FPError(Exception):
         self.code = code
 
 
-def checksum(pid: int, body: bytes) -> int:
+def checksum(pid: int, body: "bytes | memoryview") -> int:
     s = pid + ((len(body) + 2) >> 8) + ((len(body) + 2) & 0xFF)
     for b in body:
         s += b
@@ -157,9 +157,15 @@ class FingerprintModule:
         """DownChar: send a module-native template into a character buffer."""
         self._command(DOWN_CHAR, bytes((buf,)))
         n = self.packet_size
+        mv = memoryview(template)
         for i in range(0, len(template), n):
-            last = i + n >= len(template)
-            self.uart.write(packet(self.address, END if last else DATA, template[i : i + n]))
+            pid = END if i + n >= len(template) else DATA
+            body = mv[i : i + n]
+            # Header, body and checksum as three writes: no per-packet copy of
+            # the template while a bundle entry is being loaded.
+            self.uart.write(struct.pack(">HIBH", 0xEF01, self.address, pid, len(body) + 2))
+            self.uart.write(body)
+            self.uart.write(struct.pack(">H", checksum(pid, body)))
 
     def upload(self, buf: int = 1) -> bytes:
         """UpChar: read a character buffer's template from the module."""

@@ -21,7 +21,7 @@
 import binascii
 import struct
 
-from protocol import cbor
+from protocol import cbor, record
 from protocol.record import PassRecord
 
 _HEAD = ">HI"
@@ -51,7 +51,7 @@ def _frames(data: bytes) -> tuple:
 
 
 class Journal:
-    def __init__(self, fs, device: str, segment_bytes: int = 8192, max_segments: int = 16) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, fs, device: str, segment_bytes: int = 4096, max_segments: int = 32) -> None:  # type: ignore[no-untyped-def]
         self.fs = fs
         self.device = device
         self.segment_bytes = segment_bytes
@@ -203,6 +203,32 @@ class Journal:
                     if len(out) >= limit:
                         return out
         return out
+
+    def pending_encoded(self, limit: int = 50) -> tuple:
+        """(seqs, batch body bytes) of the oldest unacked records, built from
+        the journaled encodings without decoding them: one segment read and
+        one join, so an upload costs the lock a few KB, not a decode of
+        every record (115 KB allocated per 50-record batch before)."""
+        seqs: list = []
+        parts = []
+        for seg in sorted(self.seg_count):
+            if not self.seg_count[seg]:
+                continue
+            data = memoryview(self.fs.read(self._log(seg)))
+            pos = 0
+            n = len(data)
+            while pos + _HEAD_LEN <= n and len(seqs) < limit:
+                ln = (data[pos] << 8) | data[pos + 1]
+                end = pos + _HEAD_LEN + ln
+                payload = data[pos + _HEAD_LEN : end]
+                seq = record.peek_seq(payload)
+                if self.seg_of.get(seq) == seg:  # recovery checked every CRC already
+                    seqs.append(seq)
+                    parts.append(payload)
+                pos = end
+            if len(seqs) >= limit:
+                break
+        return seqs, record.batch_from_encoded(parts)
 
     def ack(self, seqs: list) -> int:
         """The gateway has journaled these; only now may they go."""

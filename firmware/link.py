@@ -5,11 +5,13 @@
 # "online" retained, subscribe to this lock's topics; reconnect with
 # exponential back-off; upload the journal's oldest unacked records in
 # batches (a resend is a new envelope with the same record sequences);
-# dispatch commands, record acks, signed time and blacklist updates.
+# dispatch commands, record acks, signed time, blacklist updates and sealed
+# bundle entries (answered with an "ent-ack" under the local key, so the
+# gateway can report per-lock delivery).
 # umqtt.simple calls the callback before it sends PUBACK, so the callback
 # only does work whose effects are durable before it returns.
 
-from protocol import envelope, keys, record
+from protocol import envelope, keys
 from protocol.errors import ProtocolError
 
 BATCH = 50
@@ -52,7 +54,7 @@ class Link:
         c.set_callback(self._on_msg)
         c.set_last_will(self._t("availability"), b"offline", True, 1)
         c.connect(False)
-        for leaf in ("cmd", "rec-ack", "time", "bl"):
+        for leaf in ("cmd", "rec-ack", "time", "bl", "ent"):
             c.subscribe(self._t(leaf), 1)
         c.publish(self._t("availability"), b"online", True, 1)
         self.client = c
@@ -86,20 +88,21 @@ class Link:
     def _upload(self, mono) -> None:  # type: ignore[no-untyped-def]
         if self.inflight is not None and mono - self.inflight[1] < ACK_TIMEOUT_S:
             return
-        recs = self.core.journal.pending(BATCH)
-        if not recs:
+        seqs, body = self.core.journal.pending_encoded(BATCH)
+        if not seqs:
             self.inflight = None
             return
-        data = envelope.seal(
-            self.k_local, "rec", self.id, self.core.next_seq(), self.now or 0, record.batch_body(recs)
-        )
+        data = envelope.seal_encoded(self.k_local, "rec", self.id, self.core.next_seq(), self.now or 0, body)
         self.client.publish(self._t("rec"), data, False, 1)  # type: ignore[union-attr]
-        self.inflight = ([r.seq for r in recs], mono)
+        self.inflight = (seqs, mono)
 
     def _on_msg(self, topic, msg) -> None:  # type: ignore[no-untyped-def]
         leaf = topic.decode().rsplit("/", 1)[-1] if isinstance(topic, bytes) else topic.rsplit("/", 1)[-1]
         if leaf == "cmd":
             self.core.command(msg, self.now, self.mono)
+            return
+        if leaf == "ent":
+            self._entry(msg)
             return
         try:
             env = self.rx.open(msg)
@@ -118,3 +121,20 @@ class Link:
                 self.core.save(self.mono)
             except ProtocolError as e:
                 self.core.events.append({"event": "blacklist-refused", "reason": e.reason})
+
+    def _entry(self, msg) -> None:  # type: ignore[no-untyped-def]
+        if self.core.fp is None:
+            result, e = "no-module", None
+        else:
+            result, e = self.core.load_entry(self.core.fp, msg, self.now, self.mono)
+        # The bundle id and index are echoed only from an entry that opened;
+        # a refused one is answered with its reason and the sealed bytes' hash.
+        import hashlib
+
+        body = {1: result, 2: hashlib.sha256(msg).digest()[:16]}
+        if e is not None:
+            body[3] = e.bundle
+            body[4] = e.idx
+        ack = envelope.seal(self.k_local, "ent-ack", self.id, self.core.next_seq(), self.now or 0, body)
+        self.core.outbox.append(("ent-ack", ack))
+        self.core.events.append({"event": "entry", "result": result})

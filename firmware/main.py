@@ -20,11 +20,26 @@ ENTRY_TIMEOUT_S = 10
 
 
 class LockApp:
-    def __init__(self, hal, fs, device_id, root_key, gateway_id, server, port, password, open_s=5, fp=None):  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self,
+        hal,
+        fs,
+        device_id,
+        root_key,
+        gateway_id,
+        server,
+        port,
+        password,
+        open_s=5,
+        fp=None,
+        held_open_s=60,
+    ):
         self.hal = hal
         self.fp = fp  # firmware.fpmodule.FingerprintModule, or None on a lock without one
         self.journal = Journal(fs, device_id)
-        self.core = LockCore(device_id, root_key, self.journal, hal, fs, open_s=open_s)
+        self.core = LockCore(
+            device_id, root_key, self.journal, hal, fs, open_s=open_s, held_open_s=held_open_s, fp=fp
+        )
         self.link = Link(self.core, hal, gateway_id, server, port, password, root_key)
         self.digits = ""
         self.entry_started = 0

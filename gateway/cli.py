@@ -61,7 +61,8 @@ def _cmd_gateway_status(args: argparse.Namespace) -> int:
 
 def _cmd_sim_lock(args: argparse.Namespace) -> int:
     """One simulated lock, driven by lines on stdin:
-    code DIGITS | exit | door open|close | power-cut | boot | status | quit"""
+    code DIGITS | finger FILE | exit | door open|close | power-cut | boot | wait S | status | quit
+    (`finger FILE`: a finger whose image gives the template in FILE)"""
     import json
     import time
 
@@ -86,6 +87,11 @@ def _cmd_sim_lock(args: argparse.Namespace) -> int:
         verb = words[0]
         if verb == "code" and len(words) == 2:
             sim.type_code(words[1])
+        elif verb == "finger" and len(words) == 2:
+            try:
+                sim.present_finger(Path(words[1]).read_bytes())
+            except OSError as e:
+                print(f"finger: cannot read {words[1]}: {e.strerror}", file=sys.stderr, flush=True)
         elif verb == "exit":
             sim.hal.press_exit()
         elif verb == "door" and len(words) == 2:

@@ -71,7 +71,7 @@ def _check_key(key: object) -> bytes:
     return bytes(key)
 
 
-def _mac_parts(protected: bytes, body: bytes) -> tuple:
+def _mac_parts(protected: bytes, body: "bytes | bytearray") -> tuple:
     # The pieces of CBOR(["LEMac1", protected, body]), hashed in order so the
     # body is never copied into a second buffer (a 1 KB batch on the lock).
     h1 = bytearray(b"\x83\x66LEMac1")
@@ -133,6 +133,20 @@ def seal(
     rcpt: "str | None" = None,
 ) -> bytes:
     """Build and MAC an envelope. `key` is the purpose key for this message."""
+    return seal_encoded(key, type, sender, seq, ts, cbor.encode(body), rcpt)
+
+
+def seal_encoded(
+    key: bytes,
+    type: str,
+    sender: str,
+    seq: int,
+    ts: int,
+    body_bytes: "bytes | bytearray",
+    rcpt: "str | None" = None,
+) -> bytes:
+    """seal() for a body that is already deterministic CBOR (the lock builds
+    record batches from journaled bytes without decoding them)."""
     key = _check_key(key)
     header = {
         _H_VERSION: VERSION_1,
@@ -144,12 +158,28 @@ def seal(
     if rcpt is not None:
         header[_H_RCPT] = check_device_id(rcpt)
     protected = cbor.encode(header)
-    body_bytes = cbor.encode(body)
     tag = hmac_parts(key, _mac_parts(protected, body_bytes))
-    out = cbor.encode([protected, body_bytes, tag])
-    if len(out) > MAX_ENVELOPE:
-        raise ProtocolError(INVALID, "envelope of %d bytes over limit %d" % (len(out), MAX_ENVELOPE))
-    return out
+    # [protected, body, tag] as CBOR, written into one buffer of the final
+    # size: what cbor.encode would produce, without its regrowth and copy
+    # (on the lock a record batch is several KB).
+    heads = []
+    size = 1
+    for part in (protected, body_bytes, tag):
+        h = bytearray()
+        cbor._head(h, 2, len(part))
+        heads.append(h)
+        size += len(h) + len(part)
+    if size > MAX_ENVELOPE:
+        raise ProtocolError(INVALID, "envelope of %d bytes over limit %d" % (size, MAX_ENVELOPE))
+    out = bytearray(size)
+    out[0] = 0x83
+    pos = 1
+    for h, part in ((heads[0], protected), (heads[1], body_bytes), (heads[2], tag)):
+        out[pos : pos + len(h)] = h
+        pos += len(h)
+        out[pos : pos + len(part)] = part
+        pos += len(part)
+    return bytes(out)  # immutable and hashable like every other envelope
 
 
 def parse(data: bytes, max_size: int = MAX_ENVELOPE) -> Envelope:

@@ -158,6 +158,53 @@ def batch_body(records: list) -> list:
     return [BATCH_VERSION, [r.to_map() for r in records]]
 
 
+def peek_seq(payload: "bytes | memoryview") -> int:
+    """The sequence number of an encoded record, read without decoding it
+    (the lock's upload path: key 1, the device text, then key 2, a uint).
+    Only for bytes this code encoded and a CRC still covers."""
+    if payload[0] != 0xA8 or payload[1] != 0x01 or payload[2] >> 5 != 3:
+        raise ProtocolError(MALFORMED, "not an encoded pass record")
+    ai = payload[2] & 31
+    pos = 3
+    if ai == 24:
+        ai = payload[3]
+        pos = 4
+    elif ai > 24:
+        raise ProtocolError(MALFORMED, "device id too long")
+    pos += ai
+    if payload[pos] != 0x02 or payload[pos + 1] >> 5 != 0:
+        raise ProtocolError(MALFORMED, "not an encoded pass record")
+    ai = payload[pos + 1] & 31
+    if ai < 24:
+        return ai
+    n = 1 << (ai - 24)
+    v = 0
+    for i in range(n):
+        v = (v << 8) | payload[pos + 2 + i]
+    return v
+
+
+def batch_from_encoded(payloads: list) -> bytearray:
+    """The deterministic CBOR of batch_body() from records' own encodings:
+    an array's encoding is its head followed by its items' encodings."""
+    n = len(payloads)
+    if n > MAX_BATCH:
+        raise _bad("batch of %d over limit %d" % (n, MAX_BATCH))
+    head = bytes((0x82, BATCH_VERSION, 0x80 | n)) if n < 24 else bytes((0x82, BATCH_VERSION, 0x98, n))
+    if n > 255:
+        head = bytes((0x82, BATCH_VERSION, 0x99, n >> 8, n & 0xFF))
+    size = len(head)
+    for p in payloads:
+        size += len(p)
+    out = bytearray(size)  # sized once: the lock's upload path avoids regrowth
+    out[: len(head)] = head
+    pos = len(head)
+    for p in payloads:  # memoryviews of the journal segment: copied once, here
+        out[pos : pos + len(p)] = p
+        pos += len(p)
+    return out
+
+
 def encode_batch(records: list) -> bytes:
     return cbor.encode(batch_body(records))
 

@@ -41,7 +41,7 @@ class VirtualUART:
         self.corrupt_next = False  # tests: flip a byte of the next answer
 
     def write(self, data: bytes) -> int:
-        out = self.module.feed(data)
+        out = self.module.feed(bytes(data))  # the driver may write memoryviews, as to a real UART
         if out and self.corrupt_next:
             out = out[:-1] + bytes(((out[-1] ^ 0xFF),))
             self.corrupt_next = False

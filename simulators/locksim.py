@@ -1,15 +1,21 @@
 """One simulated lock: the unchanged firmware (firmware/main.py) on the
-simulated HAL, in a thread with its own asyncio loop. Scriptable: type a
-code, press the exit button, open the door, cut the power, boot again."""
+simulated HAL, in a thread with its own asyncio loop, with an emulated
+fingerprint module on a virtual serial line. Scriptable: type a code,
+present a finger, press the exit button, open the door, cut the power,
+boot again. The module keeps its library across the lock's power cuts, as
+the real one does in its own flash."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
+from firmware.fpmodule import FingerprintModule
 from firmware.fsio import FlashFS
 from firmware.main import LockApp
+from simulators.fpemu import FingerprintEmulator, VirtualUART
 from simulators.lockhal import SimHAL
 
 
@@ -24,14 +30,16 @@ class SimLock:
         self.password = password
         self.hal = hal or SimHAL()
         self.open_s = open_s
+        self.module = FingerprintEmulator()
         self.app: LockApp | None = None
         self.thread: threading.Thread | None = None
 
     def boot(self) -> SimLock:
         self.flash.mkdir(parents=True, exist_ok=True)
         fs = FlashFS(str(self.flash))
+        fp = FingerprintModule(VirtualUART(self.module), lambda: int(time.monotonic() * 1000))
         self.app = LockApp(self.hal, fs, self.id, self.root, self.gateway_id, "127.0.0.1", self.port,
-                           self.password, open_s=self.open_s)  # fmt: skip
+                           self.password, open_s=self.open_s, fp=fp)  # fmt: skip
         self.thread = threading.Thread(target=lambda: asyncio.run(self.app.run()), daemon=True)  # type: ignore[union-attr]
         self.thread.start()
         return self
@@ -50,3 +58,8 @@ class SimLock:
 
     def type_code(self, digits: str) -> None:
         self.hal.type(digits + "#")
+
+    def present_finger(self, template: bytes | None) -> None:
+        """Put a finger (as the template its image would give) on the sensor."""
+        self.module.finger = template
+        self.hal.touch_finger()

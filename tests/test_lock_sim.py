@@ -120,3 +120,30 @@ def test_sim_lock_cli_is_scriptable(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     st = json.loads(out.stdout.strip().splitlines()[-1])
     assert st["opened"] == 2 and st["backlog"] == 2 and st["running"] and not st["link"]
+
+
+def test_sealed_entry_over_the_local_link_enrols_a_finger_that_opens(rig: tuple[Site, SimLock]) -> None:
+    from gateway import lockentry
+
+    s, sim = rig
+    assert s.gateway and s.cloud
+    now = int(time.time())
+    tpl = bytes(range(256)) * 2
+    m = lockentry.plain(sim.id, lockentry.random_bundle_id(), 1, 0, "add", "p-31", now + 600, [(1, tpl)])
+    token = lockentry.seal_entry(lockentry.seal_key(s.lock_roots[sim.id], sim.id), m, now)
+    forged = token[:-1] + bytes((token[-1] ^ 1,))
+    s.gateway.local.publish(f"lock/{sim.id}/ent", forged)
+    s.gateway.local.publish(f"lock/{sim.id}/ent", token)
+
+    def results() -> list[object]:
+        assert s.cloud
+        return [b.get("result") for lk, b in s.cloud.events if lk == sim.id and isinstance(b, dict)]
+
+    wait_for(lambda: len(results()) == 2, what="entry events")
+    assert results() == ["bad-tag", "ok"]
+    sim.present_finger(tpl)
+    wait_for(lambda: sim.hal.strike_on, what="strike energised by the finger")
+    sim.present_finger(bytes(512))  # an unknown finger
+    wait_for(lambda: len(_cloud_records(s, sim.id)) == 2, what="finger records")
+    assert _cloud_records(s, sim.id) == [(1, True, "ok"), (2, False, "no-match")]
+    assert s.cloud.received[(sim.id, 1)].ref == "p-31"

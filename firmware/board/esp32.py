@@ -60,6 +60,11 @@ class Board:
         self._strike.value(1 if on else 0)
         self._led.value(1 if on else 0)
 
+    def blink(self) -> None:
+        self._led.value(1)
+        time.sleep_ms(100)
+        self._led.value(0)
+
     def beep(self, n: int) -> None:
         for _ in range(n):
             self._buzzer.value(1)

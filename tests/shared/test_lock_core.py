@@ -118,6 +118,12 @@ def test_door_alarms():
     assert core.events[-1]["event"] == "door-held-open"
 
 
+def _entry(name):
+    from tests.shared.util import load_vectors, unhex
+
+    return unhex(load_vectors("seal")["entries"][name])
+
+
 def _fp_rig():
     from firmware.fpmodule import FingerprintModule
     from simulators.fpemu import FingerprintEmulator, VirtualUART
@@ -139,8 +145,7 @@ def _tpl(seed):
 def test_fingerprint_match_opens_and_records_the_person_not_the_template():
     core, hal, fs = _lock()
     emu, fp = _fp_rig()
-    fp.enroll(_tpl(7), 5)
-    core.enroll_slot(5, "p-0042", 1)
+    assert core.load_entry(fp, _entry("add-p42"), NOW, 1)[0] == "ok"
     emu.finger = _tpl(7)
     assert core.finger(fp, NOW, 10) == "ok" and hal.strike_on
     rec = core.journal.pending()[-1]
@@ -152,15 +157,14 @@ def test_fingerprint_match_opens_and_records_the_person_not_the_template():
     core2 = _reopen(fs, hal)  # the slot table survives a reboot
     emu.finger = _tpl(7)
     assert core2.finger(fp, NOW, 13) == "ok"
-    core2.remove_person("p-0042", 14)  # moved out
+    assert core2.load_entry(fp, _entry("replace-p42"), NOW, 14)[0] == "ok"  # the old finger is gone
     assert core2.finger(fp, NOW, 15) == "no-match"
 
 
 def test_fingerprint_works_through_a_keypad_lockout_and_respects_revocation():
     core, _hal, _fs = _lock()
     emu, fp = _fp_rig()
-    fp.enroll(_tpl(1), 0)
-    core.enroll_slot(0, "p-7", 1)
+    assert core.load_entry(fp, _entry("add-p7"), NOW, 1)[0] == "ok"
     for i in range(5):
         core.keypad("%010d" % i, NOW, 100 + i)
     assert core.keypad(_code().digits, NOW, 110).reason == "lockout"

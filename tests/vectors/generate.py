@@ -552,9 +552,67 @@ def passcode_vectors() -> None:
     write("passcode", {"scenarios": out_sc, "issued": issued})
 
 
+def seal_vectors() -> None:
+    """AES-128-CBC blocks (FIPS 197 C.1 plus random ones from `cryptography`)
+    and sealed lock entries for tests/shared/test_lock_entries.py."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from gateway import lockentry
+    from protocol import seal
+
+    def cbc(k: bytes, iv: bytes, pt: bytes) -> bytes:
+        e = Cipher(algorithms.AES(k), modes.CBC(iv)).encryptor()
+        return e.update(pt) + e.finalize()
+
+    fips_k = bytes(range(16))
+    fips_pt = bytes.fromhex("00112233445566778899aabbccddeeff")
+    fips_ct = cbc(fips_k, bytes(16), fips_pt)
+    assert fips_ct.hex() == "69c4e0d86a7b0430d8cdb78070b4c55a"  # FIPS 197 appendix C.1
+    blocks = [{"key": fips_k.hex(), "iv": "00" * 16, "pt": fips_pt.hex(), "ct": fips_ct.hex()}]
+    for n in (1, 2, 5, 32):
+        k, iv, pt = os.urandom(16), os.urandom(16), os.urandom(16 * n)
+        blocks.append({"key": k.hex(), "iv": iv.hex(), "pt": pt.hex(), "ct": cbc(k, iv, pt).hex()})
+
+    root = bytes(range(32))
+    now = 1795000000 - 1795000000 % 3600  # NOW of tests/shared/test_lock_core.py
+    exp = now + 10 * 86400
+    bid = [bytes((i,)) * 16 for i in range(5)]
+
+    def tpl(seed: int) -> bytes:
+        return bytes((seed * 13 + i) & 0xFF for i in range(512))
+
+    k1 = lockentry.seal_key(root, "lock-1")
+    k2 = lockentry.seal_key(root, "lock-2")
+    spec = [
+        ("add-p42", k1, "lock-1", bid[1], 1, 0, "add", "p-0042", exp, [(1, tpl(7))]),
+        ("add-p7", k1, "lock-1", bid[1], 1, 1, "add", "p-7", exp, [(2, tpl(1))]),
+        ("replace-p42", k1, "lock-1", bid[2], 2, 0, "replace", "p-0042", exp, [(1, tpl(9)), (6, tpl(10))]),
+        ("delfinger-p42", k1, "lock-1", bid[2], 2, 1, "del-finger", "p-0042", exp, [(6, b"")]),
+        ("delperson-p7", k1, "lock-1", bid[3], 3, 0, "del-person", "p-7", exp, []),
+        ("other-lock", k2, "lock-2", bid[3], 3, 1, "add", "p-1", exp, [(1, tpl(3))]),
+        ("wrong-key", k2, "lock-1", bid[3], 3, 2, "add", "p-1", exp, [(1, tpl(3))]),
+        ("expired", k1, "lock-1", bid[4], 4, 0, "add", "p-9", now - 1, [(1, tpl(4))]),
+        ("many", k1, "lock-1", bid[4], 4, 1, "add", "p-10", exp, [(f, tpl(20 + f)) for f in range(4)]),
+    ]
+    entries: dict[str, Any] = {}
+    for name, key, lock, b, seq, idx, op, person, expires, tpls in spec:
+        m = lockentry.plain(lock, b, seq, idx, op, person, expires, tpls)
+        token = lockentry.seal_entry(key, m, now - 3600, iv=bytes((seq, idx)) * 8)
+        if key == k1 and lock == "lock-1" and expires > now:
+            assert seal.open_entry(key, token, lock, now).person == person
+        entries[name] = token.hex()
+    t = bytearray(bytes.fromhex(entries["add-p42"]))
+    t[40] ^= 1
+    entries["tampered"] = t.hex()
+    write("seal", {"aes_cbc": blocks, "entries": entries, "now": now})
+
+
 if __name__ == "__main__":
     cbor_vectors()
     crypto_vectors()
     envelope_vectors()
     record_vectors()
     passcode_vectors()
+    seal_vectors()
