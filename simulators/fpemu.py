@@ -4,9 +4,12 @@
 # The host end is `VirtualUART`: what the firmware writes reaches the
 # emulator at once, and its answers wait in the host's read buffer.
 #
-# MATCHING IS AN EXACT-MATCH PLACEHOLDER: a search finds a library slot
-# whose template bytes equal the probe's. The real module matches
-# minutiae; the project's matcher (issue 7) replaces this placeholder.
+# Matching: give the emulator a `match(probe, template) -> bool` and a
+# search finds the best library slot it accepts; the CPython simulator
+# (simulators/locksim.py) passes the project's minutiae matcher over ISO
+# 19794-2 templates (gateway/biometrics). Without one - on MicroPython,
+# which has no numpy - a search falls back to exact byte equality, enough
+# for the driver and decision tests that run there.
 
 import struct
 
@@ -57,7 +60,10 @@ class VirtualUART:
 
 
 class FingerprintEmulator:
-    def __init__(self, address: int = 0xFFFFFFFF, password: int = 0, packet_size: int = 128) -> None:
+    def __init__(  # type: ignore[no-untyped-def]
+        self, address: int = 0xFFFFFFFF, password: int = 0, packet_size: int = 128, match=None
+    ) -> None:
+        self.match = match  # (probe, template) -> score, or None when not a match
         self.address = address
         self.password = password
         self.packet_size = packet_size
@@ -123,9 +129,21 @@ class FingerprintEmulator:
         if instr == SEARCH:
             buf, start, count = struct.unpack(">BHH", p)
             probe = self.buffers.get(buf, b"")
+            best = None
             for page in range(start, min(SLOTS, start + count)):
-                if probe and self.library.get(page) == probe:  # exact-match placeholder
-                    return self._ack(0x00, struct.pack(">HH", page, 200))
+                tpl = self.library.get(page)
+                if not probe or tpl is None:
+                    continue
+                if self.match is None:
+                    if tpl == probe:
+                        best = (page, 200)
+                        break
+                    continue
+                sc = self.match(probe, tpl)
+                if sc is not None and (best is None or sc > best[1]):
+                    best = (page, sc)
+            if best is not None:
+                return self._ack(0x00, struct.pack(">HH", best[0], min(int(best[1]), 0xFFFF)))
             return self._ack(0x09, struct.pack(">HH", 0, 0))
         if instr == STORE:
             buf, page = struct.unpack(">BH", p)

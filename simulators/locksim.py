@@ -19,6 +19,18 @@ from simulators.fpemu import FingerprintEmulator, VirtualUART
 from simulators.lockhal import SimHAL
 
 
+def _module_match(probe: bytes, template: bytes) -> int | None:
+    """The emulated module's matcher: the project's, over ISO 19794-2
+    records; the module reports scores 0..1000 as real ones report 0..N."""
+    from gateway.biometrics import gallery, iso19794, mcc
+
+    try:
+        s = mcc.score(gallery.features_of(probe), gallery.features_of(template))
+    except iso19794.TemplateError:
+        return None  # not a template this module understands
+    return int(s * 1000) if s >= gallery.THRESHOLD_FMR_1E4 else None
+
+
 class SimLock:
     def __init__(self, lock_id: str, root_key: bytes, flash_dir: Path, gateway_id: str, port: int,
                  password: str, hal: SimHAL | None = None, open_s: float = 1.0) -> None:  # fmt: skip
@@ -30,7 +42,7 @@ class SimLock:
         self.password = password
         self.hal = hal or SimHAL()
         self.open_s = open_s
-        self.module = FingerprintEmulator()
+        self.module = FingerprintEmulator(match=_module_match)
         self.app: LockApp | None = None
         self.thread: threading.Thread | None = None
 

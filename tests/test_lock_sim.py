@@ -128,8 +128,16 @@ def test_sealed_entry_over_the_local_link_enrols_a_finger_that_opens(rig: tuple[
     s, sim = rig
     assert s.gateway and s.cloud
     now = int(time.time())
-    tpl = bytes(range(256)) * 2
-    m = lockentry.plain(sim.id, lockentry.random_bundle_id(), 1, 0, "add", "p-31", now + 600, [(1, tpl)])
+    from gateway.biometrics import iso19794
+    from simulators import fingerprints as fpg
+
+    def iso(finger: int, i: int) -> bytes:
+        im = fpg.impression(fpg.master(finger, 5), i, 5)
+        return iso19794.single(im.minutiae, im.width, im.height)
+
+    m = lockentry.plain(
+        sim.id, lockentry.random_bundle_id(), 1, 0, "add", "p-31", now + 600, [(1, iso(31, 0))]
+    )
     token = lockentry.seal_entry(lockentry.seal_key(s.lock_roots[sim.id], sim.id), m, now)
     forged = token[:-1] + bytes((token[-1] ^ 1,))
     s.gateway.local.publish(f"lock/{sim.id}/ent", forged)
@@ -141,9 +149,9 @@ def test_sealed_entry_over_the_local_link_enrols_a_finger_that_opens(rig: tuple[
 
     wait_for(lambda: len(results()) == 2, what="entry events")
     assert results() == ["bad-tag", "ok"]
-    sim.present_finger(tpl)
+    sim.present_finger(iso(31, 4))  # another impression of the enrolled finger
     wait_for(lambda: sim.hal.strike_on, what="strike energised by the finger")
-    sim.present_finger(bytes(512))  # an unknown finger
+    sim.present_finger(iso(32, 0))  # someone else's finger
     wait_for(lambda: len(_cloud_records(s, sim.id)) == 2, what="finger records")
     assert _cloud_records(s, sim.id) == [(1, True, "ok"), (2, False, "no-match")]
     assert s.cloud.received[(sim.id, 1)].ref == "p-31"

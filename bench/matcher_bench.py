@@ -1,0 +1,193 @@
+"""Fingerprint matcher benchmark (issue 7): accuracy, 1:1 speed, 1:N
+identification, memory, beside the `afis` package's MCC and Bozorth3 on
+the same synthetic templates (simulators/fingerprints.py).
+
+    .venv/bin/python bench/matcher_bench.py          # full: 500 fingers x 8, galleries to 50,000
+    .venv/bin/python bench/matcher_bench.py --quick  # smoke: small sizes
+
+Protocol (FVC): genuine = every pair of impressions of a finger;
+impostor = first impression against first impression of every other
+finger. The peers are slow in Python (Bozorth3 tens of ms a comparison),
+so they run on the first PEER_FINGERS fingers; ours is reported on that
+same subset too, and on the whole set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.biometrics import gallery as gal
+from gateway.biometrics import mcc
+from simulators import fingerprints as fpg
+from simulators.biometric_eval import eer, fnmr_at_fmr
+
+SEED = 7
+
+
+def _afis_minutiae(m: np.ndarray) -> np.ndarray:
+    # afis arrays: x, y, theta (rad), kind (0 ending, 1 bifurcation), quality 0..1
+    return np.column_stack([m[:, 0], m[:, 1], m[:, 2], m[:, 3] - 1, m[:, 4] / 100.0])
+
+
+def ours_scores(feats: list[list[mcc.Features]]) -> tuple[np.ndarray, np.ndarray]:
+    gen: list[float] = []
+    imp: list[float] = []
+    for row in feats:
+        b = mcc.Batch.of(row)
+        for a in range(len(row) - 1):
+            gen.extend(mcc.scores(row[a], b.take(np.arange(a + 1, len(row)))).tolist())
+    firsts = [row[0] for row in feats]
+    for k in range(len(firsts) - 1):
+        rest = np.arange(k + 1, len(firsts))
+        for c in range(0, len(rest), 64):
+            imp.extend(mcc.scores(firsts[k], mcc.Batch.of([firsts[i] for i in rest[c : c + 64]])).tolist())
+    return np.array(gen), np.array(imp)
+
+
+def peer_scores(data: list[list[fpg.Impression]]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    from afis.algorithms import bozorth3  # test/bench-only dependency
+    from afis.algorithms import mcc as amcc
+
+    params = amcc.MCCParams()
+    mins = [[_afis_minutiae(im.minutiae) for im in row] for row in data]
+    cyl = [[amcc.build_cylinders(m, params, height=fpg.SENSOR_H) for m in row] for row in mins]
+
+    def run(f):  # type: ignore[no-untyped-def]
+        gen, imp, t = [], [], []
+        for r in range(len(data)):
+            for a, b in itertools.combinations(range(len(data[r])), 2):
+                t0 = time.perf_counter()
+                gen.append(f(r, a, r, b))
+                t.append(time.perf_counter() - t0)
+        for r1 in range(len(data)):
+            for r2 in range(r1 + 1, len(data)):
+                t0 = time.perf_counter()
+                imp.append(f(r1, 0, r2, 0))
+                t.append(time.perf_counter() - t0)
+        return np.array(gen, float), np.array(imp, float), statistics.median(t)
+
+    def m_mcc(r1: int, a: int, r2: int, b: int) -> float:
+        return float(amcc.match_cylinder_sets(cyl[r1][a], cyl[r2][b], params).score)
+
+    def m_boz(r1: int, a: int, r2: int, b: int) -> float:
+        return float(
+            bozorth3.bozorth3_match(mins[r1][a], mins[r2][b], height_a=fpg.SENSOR_H, height_b=fpg.SENSOR_H)
+        )
+
+    m_mcc(0, 0, 0, 1)  # numba compiles on first use when it is installed
+    m_boz(0, 0, 0, 1)
+    return {"afis MCC": run(m_mcc), "afis Bozorth3": run(m_boz)}
+
+
+def identification(n: int, probes: int) -> dict[str, float]:
+    g = gal.Gallery()
+    t0 = time.perf_counter()
+    for f in range(n):
+        im = fpg.impression(fpg.master(f, SEED + 1), 0, SEED + 1)
+        g.enrol(f"p-{f}/1", mcc.extract(im.minutiae, im.width, im.height))
+    enrol = (time.perf_counter() - t0) / n
+    rng = np.random.default_rng(n)
+    who = rng.choice(n, size=min(probes, n), replace=False)
+    lat, hit, ident = [], 0, 0
+    for f in who:
+        im = fpg.impression(fpg.master(int(f), SEED + 1), 1, SEED + 1)
+        p = mcc.extract(im.minutiae, im.width, im.height)
+        t0 = time.perf_counter()
+        count = max(gal.CANDIDATES, int(gal.CANDIDATE_SHARE * n))
+        cand = g._index.candidates(p, n, count)
+        m = g.identify(p)
+        lat.append(time.perf_counter() - t0)
+        hit += int(f) in set(cand.tolist())
+        ident += m is not None and m.ref == f"p-{f}/1"
+    return {
+        "n": n,
+        "p50_ms": statistics.median(lat) * 1000,
+        "p95_ms": float(np.percentile(lat, 95)) * 1000,
+        "hit": hit / len(who),
+        "ident": ident / len(who),
+        "bytes": g.nbytes_per_template(),
+        "enrol_ms": enrol * 1000,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    q = ap.parse_args().quick
+    fingers, imps = (40, 8) if q else (500, 8)
+    peer_fingers = 8 if q else 60
+    sizes = (200, 1000) if q else (1000, 10000, 50000)
+
+    t0 = time.perf_counter()
+    data = fpg.dataset(fingers, imps, SEED)
+    feats = [[mcc.extract(im.minutiae, im.width, im.height) for im in row] for row in data]
+    t_ext = (time.perf_counter() - t0) / (fingers * imps)
+    gen, imp = ours_scores(feats)
+    # 1:1 rate as the gate runs it: a probe against prebuilt batches of
+    # gallery.CHUNK templates.
+    flat = [f for row in feats for f in row]
+    batch = mcc.Batch.of(flat[: gal.CHUNK])
+    probes = flat[gal.CHUNK : gal.CHUNK + (20 if q else 100)]
+    t0 = time.perf_counter()
+    for pr in probes:
+        mcc.scores(pr, batch)
+    ours_rate = len(probes) * gal.CHUNK / (time.perf_counter() - t0)
+
+    # 1:1 one pair at a time (no batching), like the peers are called.
+    pairs = [(feats[r][0], feats[r][1]) for r in range(min(fingers, 50))]
+    t0 = time.perf_counter()
+    for a, b in pairs:
+        mcc.score(a, b)
+    single = len(pairs) / (time.perf_counter() - t0)
+
+    gsub, isub = ours_scores(feats[:peer_fingers])
+    peers = peer_scores(data[:peer_fingers])
+
+    print(f"matcher bench ({'quick' if q else 'full'}): {fingers} fingers x {imps} impressions, seed {SEED}")
+    print(f"  ours: {len(gen)} genuine, {len(imp)} impostor comparisons")
+    fn4, thr4 = fnmr_at_fmr(gen, imp, 1e-4)
+    fn3, _ = fnmr_at_fmr(gen, imp, 1e-3)
+    e_all = eer(gen, imp) * 100
+    print(
+        f"  ours EER {e_all:.3f} %   FNMR at FMR 1e-3 {fn3 * 100:.2f} %   FNMR at FMR 1e-4 {fn4 * 100:.2f} %"
+    )
+    print(f"  (threshold at FMR 1e-4: {thr4:.4f})   [goal FNMR <= 2 % at FMR 1e-4]")
+    lo = 1.0 / len(isub)
+    print(f"same {peer_fingers} fingers for all three ({len(gsub)} genuine, {len(isub)} impostor; "
+          f"lowest measurable FMR {lo:.1e}):")  # fmt: skip
+    head = "FNMR@FMR=" + format(lo, ".0e") + " %"
+    print(f"  {'matcher':<16}{'EER %':>9}{head:>22}{'1:1 per s':>12}{'ratio':>9}")
+    rows = [("ours (batched)", gsub, isub, ours_rate), ("ours (1 pair)", gsub, isub, single)]
+    for name, (g_, i_, med) in peers.items():
+        rows.append((name, g_, i_, 1.0 / med))
+    fastest_peer = max(1.0 / med for _g, _i, med in peers.values())
+    for name, g_, i_, rate in rows:
+        fn, _ = fnmr_at_fmr(g_, i_, lo)
+        ratio = rate / fastest_peer
+        print(f"  {name:<16}{eer(g_, i_) * 100:9.3f}{fn * 100:22.2f}{rate:12,.0f}{ratio:8.1f}x")
+    print("  (ratio: 1:1 comparisons per second over the faster peer's; goal >= 20x; peers use prebuilt "
+          "cylinders where the API allows: afis MCC yes, Bozorth3 no)")  # fmt: skip
+    print("1:N identification, one core, gallery of first impressions, probe = another impression:")
+    cols = ("gallery", 8), ("p50 ms", 9), ("p95 ms", 9), ("hit %", 8), ("identified %", 14), ("bytes/tpl", 11)
+    print("  " + "".join(f"{c:>{w}}" for c, w in cols) + f"{'enrol ms':>10}")
+    for n in sizes:
+        r = identification(n, 50 if q else 200)
+        hit, ident = r["hit"] * 100, r["ident"] * 100
+        print(f"  {r['n']:>8,}{r['p50_ms']:9.1f}{r['p95_ms']:9.1f}{hit:8.1f}{ident:14.1f}", end="")
+        print(f"{r['bytes']:11,.0f}{r['enrol_ms']:10.2f}")
+    print("  [goals: <= 500 ms at 10,000; candidate hit rate >= 99.5 %; <= 4 KB per template]")
+    print(f"feature extraction {t_ext * 1000:.2f} ms per template")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

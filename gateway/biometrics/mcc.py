@@ -1,0 +1,461 @@
+"""Minutia Cylinder-Code features and matching, vectorised across a gallery.
+
+Features (Cappelli, Ferrara, Maltoni, "Minutia Cylinder-Code", IEEE TPAMI
+2010): around each minutia a cylinder of radius R, Ns x Ns spatial cells
+times Nd angular sections, in the minutia's own frame (so it is invariant
+to rotation and translation). A cell's value sums, over the neighbouring
+minutiae, a Gaussian of the distance to the cell centre times the share of
+a Gaussian of the neighbour's relative direction that falls in the cell's
+angular section; the binary form keeps cells whose value passes a sigmoid
+threshold. Cells outside the fingerprint (the minutiae's convex hull grown
+by OMEGA) are invalid, and a cylinder with too few valid cells or
+neighbours is dropped.
+
+This implementation uses Ns = 8 and Nd = 6 so that one cylinder is six
+64-bit words (one per angular section, one bit per spatial cell) plus one
+64-bit validity mask: a template of up to 56 minutiae stays under 4 KB in
+the gallery, and the popcounts of the local similarity run over the whole
+candidate set at once (np.bitwise_count).
+
+Local similarity of cylinders a, b (binary MCC): over the cells valid in
+both, 1 - sqrt(|a xor b|) / (sqrt(|a|) + sqrt(|b|)); zero if fewer than
+MIN_COMMON of the cells are valid in both or the minutiae directions
+differ by more than DELTA_THETA.
+
+Global score. MCC's local similarity sort (LSS: the mean of the n_P best
+local similarities) is computed, and then consolidated geometrically,
+which is where most of the accuracy comes from on distorted partial
+impressions: each of the SEEDS best local pairs proposes a rigid alignment
+(the rotation between the two minutiae directions, the translation between
+their positions); the probe's minutiae are moved by it and paired with the
+gallery's by mutual nearest neighbour within PAIR_DIST pixels and
+PAIR_ANGLE radians. The best seed's count of pairs m gives
+m^2 / (n_probe_in_overlap * n_gallery_in_overlap), each count floored at
+MIN_OVERLAP, so a small overlap cannot score as a large one. The final
+score is that ratio times the LSS score (both in 0..1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+R = 70.0
+NS = 8
+ND = 6
+SIGMA_S = 28.0 / 3.0
+SIGMA_D = 2.0 * math.pi / 9.0
+MU_PSI = 0.01
+OMEGA = 50.0
+MIN_VALID_CELLS = 0.75  # of the cells inside the cylinder's circle
+MIN_NEIGHBOURS = 2
+MIN_COMMON = 0.6  # of the cells inside the circle
+DELTA_THETA = math.pi / 2
+MAX_MINUTIAE = 56
+NP_MIN, NP_MAX, NP_MU, NP_TAU = 4, 12, 20.0, 0.4
+SEEDS = 12
+PAIR_DIST = 12.0
+PAIR_ANGLE = math.pi / 6
+MIN_OVERLAP = 12
+REFINE = 2
+GRID = 12.0  # seed screening grid cell, pixels
+KEEP = 1  # seed alignments paired exactly and refined
+LAMBDA_FULL = 0.7  # a pair with this local similarity or more counts fully
+
+_CELL = 2 * R / NS
+_ij = np.arange(NS) - (NS - 1) / 2.0
+# Cell centres in the cylinder's local frame: (NS*NS, 2), row-major.
+_LOCAL = np.stack(np.meshgrid(_ij * _CELL, _ij * _CELL, indexing="ij"), -1).reshape(-1, 2)
+_IN_CIRCLE = np.hypot(_LOCAL[:, 0], _LOCAL[:, 1]) <= R
+_N_CIRCLE = int(_IN_CIRCLE.sum())
+_SECTION = -math.pi + (np.arange(ND) + 0.5) * (2 * math.pi / ND)
+_FAR = np.float32(1e12)
+_COS_PAIR = np.float32(math.cos(PAIR_ANGLE))
+_COS_DELTA = np.float32(math.cos(DELTA_THETA) - 1e-6)
+_BITW = (np.uint64(1) << np.arange(64, dtype=np.uint64)).astype(np.uint64)
+
+
+@dataclass(repr=False)
+class Features:
+    """What the gallery keeps per template: never the record itself."""
+
+    xy: np.ndarray  # (n, 2) float32, math frame (y up)
+    theta: np.ndarray  # (n,) float32
+    bits: np.ndarray  # (n, ND) uint64
+    mask: np.ndarray  # (n,) uint64, 0 for an invalid cylinder
+    width: int
+    height: int
+
+    @property
+    def n(self) -> int:
+        return len(self.theta)
+
+    def nbytes(self) -> int:
+        return self.xy.nbytes + self.theta.nbytes + self.bits.nbytes + self.mask.nbytes
+
+    def __repr__(self) -> str:
+        # Biometric data stays out of reprs, tracebacks and logs.
+        return f"Features({self.n} minutiae, {self.width}x{self.height})"
+
+
+def _angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b wrapped to (-pi, pi]."""
+    d = (a - b + np.pi) % (2 * np.pi) - np.pi
+    return d
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7): keeps scipy out of the gateway.
+    s = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    y = 1.0 - (
+        ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592
+    ) * t * np.exp(-x * x)
+    return s * y
+
+
+def _hull(pts: np.ndarray) -> np.ndarray:
+    """Convex hull (Andrew's monotone chain), counter-clockwise."""
+    p = sorted(map(tuple, pts.tolist()))
+    if len(p) <= 2:
+        return np.asarray(p, dtype=float)
+
+    def cross(o: tuple[float, ...], a: tuple[float, ...], b: tuple[float, ...]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple[float, ...]] = []
+    for q in p:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], q) <= 0:
+            lower.pop()
+        lower.append(q)
+    upper: list[tuple[float, ...]] = []
+    for q in reversed(p):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], q) <= 0:
+            upper.pop()
+        upper.append(q)
+    return np.asarray(lower[:-1] + upper[:-1], dtype=float)
+
+
+def _in_grown_hull(hull: np.ndarray, q: np.ndarray, grow: float) -> np.ndarray:
+    """Points q (..., 2) inside the hull or within `grow` of it."""
+    if len(hull) < 3:
+        return np.ones(q.shape[:-1], dtype=bool)
+    a = hull
+    b = np.roll(hull, -1, axis=0)
+    e = b - a  # (h, 2)
+    qa = q[..., None, :] - a  # (..., h, 2)
+    cross = e[:, 0] * qa[..., 1] - e[:, 1] * qa[..., 0]
+    inside = (cross >= 0).all(-1)
+    t = np.clip((qa * e).sum(-1) / (e * e).sum(-1), 0.0, 1.0)
+    d = np.hypot(qa[..., 0] - t * e[:, 0], qa[..., 1] - t * e[:, 1]).min(-1)
+    return inside | (d <= grow)
+
+
+def extract(minutiae: np.ndarray, width: int, height: int) -> Features:
+    """Features of one finger view: minutiae (n, >=3) in ISO conventions
+    (x right, y down, angle counter-clockwise as seen); the best-quality
+    MAX_MINUTIAE are kept when a column 4 (quality) is present."""
+    m = np.asarray(minutiae, dtype=float).reshape(-1, minutiae.shape[-1] if np.ndim(minutiae) == 2 else 5)
+    if len(m) > MAX_MINUTIAE and m.shape[1] >= 5:
+        m = m[np.argsort(-m[:, 4], kind="stable")[:MAX_MINUTIAE]]
+    elif len(m) > MAX_MINUTIAE:
+        m = m[:MAX_MINUTIAE]
+    n = len(m)
+    xy = np.column_stack([m[:, 0], -m[:, 1]]) if n else np.zeros((0, 2))
+    th = m[:, 2] % (2 * np.pi) if n else np.zeros(0)
+    bits = np.zeros((n, ND), dtype=np.uint64)
+    mask = np.zeros(n, dtype=np.uint64)
+    if n >= 2:
+        c, s = np.cos(th), np.sin(th)
+        # Cell centres in the image frame for every cylinder: (n, cells, 2).
+        cells = np.empty((n, NS * NS, 2))
+        cells[..., 0] = xy[:, None, 0] + c[:, None] * _LOCAL[:, 0] - s[:, None] * _LOCAL[:, 1]
+        cells[..., 1] = xy[:, None, 1] + s[:, None] * _LOCAL[:, 0] + c[:, None] * _LOCAL[:, 1]
+        valid = _IN_CIRCLE[None, :] & _in_grown_hull(_hull(xy), cells, OMEGA)
+        d2 = ((cells[:, :, None, :] - xy[None, None, :, :]) ** 2).sum(-1)  # (n, cells, n)
+        near = d2 <= (3 * SIGMA_S) ** 2
+        near[np.arange(n), :, np.arange(n)] = False  # a minutia is not its own neighbour
+        cs = np.where(near, np.exp(-d2 / (2 * SIGMA_S**2)) / (SIGMA_S * math.sqrt(2 * math.pi)), 0.0)
+        # Directional part: the neighbour's direction relative to the centre
+        # minutia's, integrated over each angular section.
+        rel = _angle_diff(th[None, :], th[:, None])  # (n centre, n neighbour)
+        dd = _angle_diff(_SECTION[None, None, :], rel[:, :, None])  # (n, n, ND)
+        half = math.pi / ND
+        cd = 0.5 * (
+            _erf((dd + half) / (SIGMA_D * math.sqrt(2))) - _erf((dd - half) / (SIGMA_D * math.sqrt(2)))
+        )
+        val = np.einsum("icj,ijk->ick", cs, cd)  # (n, cells, ND)
+        on = (val > MU_PSI) & valid[..., None]
+        # Pack: word k holds section k, bit c holds cell c.
+        bits = (on.transpose(0, 2, 1).astype(np.uint64) * _BITW).sum(-1, dtype=np.uint64)
+        vmask = (valid.astype(np.uint64) * _BITW).sum(-1, dtype=np.uint64)
+        neighbours = (((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1) <= (R + 3 * SIGMA_S) ** 2).sum(-1) - 1
+        ok = (valid.sum(-1) >= MIN_VALID_CELLS * _N_CIRCLE) & (neighbours >= MIN_NEIGHBOURS)
+        mask = np.where(ok, vmask, np.uint64(0)).astype(np.uint64)
+        bits[~ok] = 0  # a dropped cylinder keeps no bits (its mask is 0 too)
+    return Features(xy.astype(np.float32), th.astype(np.float32), bits, mask, int(width), int(height))
+
+
+def n_pairs(na: np.ndarray, nb: np.ndarray) -> np.ndarray:
+    """MCC's n_P: how many of the best local similarities the LSS averages."""
+    mn = np.minimum(na, nb)
+    return NP_MIN + np.rint((NP_MAX - NP_MIN) / (1 + np.exp(-NP_TAU * (mn - NP_MU)))).astype(int)
+
+
+@dataclass(repr=False)
+class Batch:
+    """Features of many templates padded to MAX_MINUTIAE, for array matching."""
+
+    xy: np.ndarray  # (T, M, 2) float32
+    theta: np.ndarray  # (T, M) float32
+    bits: np.ndarray  # (T, M, ND) uint64
+    mask: np.ndarray  # (T, M) uint64
+    count: np.ndarray  # (T,) int
+    size: np.ndarray  # (T, 2) width, height
+
+    @property
+    def cos(self) -> np.ndarray:
+        return np.cos(self.theta)
+
+    @property
+    def sin(self) -> np.ndarray:
+        return np.sin(self.theta)
+
+    @property
+    def present(self) -> np.ndarray:
+        return np.arange(MAX_MINUTIAE)[None, :] < self.count[:, None]
+
+    @staticmethod
+    def of(feats: list[Features]) -> Batch:
+        t, m = len(feats), MAX_MINUTIAE
+        b = Batch(
+            np.zeros((t, m, 2), np.float32),
+            np.zeros((t, m), np.float32),
+            np.zeros((t, m, ND), np.uint64),
+            np.zeros((t, m), np.uint64),
+            np.zeros(t, int),
+            np.zeros((t, 2), np.float32),
+        )
+        for i, f in enumerate(feats):
+            b.xy[i, : f.n] = f.xy
+            b.theta[i, : f.n] = f.theta
+            b.bits[i, : f.n] = f.bits
+            b.mask[i, : f.n] = f.mask
+            b.count[i] = f.n
+            b.size[i] = (f.width, f.height)
+        return b
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self.count)} templates)"
+
+    def take(self, idx: np.ndarray) -> Batch:
+        return Batch(
+            self.xy[idx], self.theta[idx], self.bits[idx], self.mask[idx], self.count[idx], self.size[idx]
+        )
+
+
+def local_similarity(p: Features, g: Batch) -> np.ndarray:
+    """(T, n_probe, M) binary-MCC local similarities, 0 where not comparable.
+
+    Each cylinder's bits lie inside its own valid cells, so over the cells
+    valid in both: |a| = popcount(a & mask_b), |b| = popcount(b & mask_a),
+    |a xor b| = |a| + |b| - 2 popcount(a & b)."""
+    mg = g.mask[:, None, :]  # (T, 1, M)
+    mp = p.mask[None, :, None]  # (1, n, 1)
+    shape = (len(g.count), p.n, MAX_MINUTIAE)
+    na = np.zeros(shape, np.uint16)
+    nb = np.zeros(shape, np.uint16)
+    nab = np.zeros(shape, np.uint16)
+    for k in range(ND):
+        pk = p.bits[None, :, None, k]
+        gk = g.bits[:, None, :, k]
+        np.add(na, np.bitwise_count(pk & mg), out=na)
+        np.add(nb, np.bitwise_count(gk & mp), out=nb)
+        np.add(nab, np.bitwise_count(pk & gk), out=nab)
+    nc = np.bitwise_count(mp & mg)
+    fa = na.astype(np.float32)
+    fb = nb.astype(np.float32)
+    denom = np.sqrt(fa) + np.sqrt(fb)
+    lam = 1.0 - np.sqrt(fa + fb - 2 * nab) / np.maximum(denom, np.float32(1e-9))
+    cosd = (
+        np.cos(p.theta)[None, :, None] * g.cos[:, None, :]
+        + np.sin(p.theta)[None, :, None] * g.sin[:, None, :]
+    )
+    ok = (nc >= MIN_COMMON * _N_CIRCLE) & (cosd >= _COS_DELTA) & (denom > 0)
+    return np.where(ok, lam, np.float32(0.0))
+
+
+def _lss(lam: np.ndarray, p: Features, g: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(LSS score per template, flat indices of the best pairs, best first)."""
+    t = lam.shape[0]
+    flat = lam.reshape(t, -1)
+    npair = n_pairs(np.full(t, int((p.mask != 0).sum())), (g.mask != 0).sum(1))
+    kmax = int(min(flat.shape[1], max(NP_MAX, SEEDS)))
+    top_idx = np.argpartition(-flat, kmax - 1, axis=1)[:, :kmax]
+    top_val = np.take_along_axis(flat, top_idx, 1)
+    order = np.argsort(-top_val, axis=1)
+    top_idx = np.take_along_axis(top_idx, order, 1)
+    top_val = np.take_along_axis(top_val, order, 1)
+    ranks = np.arange(kmax)[None, :]
+    lss = np.where(ranks < npair[:, None], top_val, 0.0).sum(1) / npair
+    return lss, top_idx
+
+
+def _move(p: Features, c: np.ndarray, s: np.ndarray, tx: np.ndarray, ty: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Probe positions and direction cosines under alignments (T, S)."""
+    pxy = p.xy
+    mx = c[..., None] * pxy[:, 0] - s[..., None] * pxy[:, 1] + tx[..., None]  # (T, S, n)
+    my = s[..., None] * pxy[:, 0] + c[..., None] * pxy[:, 1] + ty[..., None]
+    pc, ps = np.cos(p.theta), np.sin(p.theta)
+    return mx, my, c[..., None] * pc - s[..., None] * ps, s[..., None] * pc + c[..., None] * ps
+
+
+def _d2(g: Batch, mx: np.ndarray, my: np.ndarray, mc: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """Squared distances (T, S, n, M), 1e12 where the pair is outside the
+    tolerances (directions compared through cos(a - b) >= cos(limit))."""
+    cosd = mc[..., None] * g.cos[:, None, None, :] + ms[..., None] * g.sin[:, None, None, :]
+    dx = mx[..., None] - g.xy[:, None, None, :, 0]
+    dy = my[..., None] - g.xy[:, None, None, :, 1]
+    d2 = dx * dx + dy * dy
+    return np.where((d2 <= PAIR_DIST**2) & (cosd >= _COS_PAIR) & g.present[:, None, None, :], d2, _FAR)
+
+
+def _pairs(p: Features, g: Batch, c: np.ndarray, s: np.ndarray, tx: np.ndarray, ty: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Move the probe by each alignment (T, S) and pair minutiae by mutual
+    nearest neighbour within the tolerances: (hit (T,S,n), partner (T,S,n),
+    moved x, moved y)."""
+    mx, my, mc, ms = _move(p, c, s, tx, ty)
+    d2 = _d2(g, mx, my, mc, ms)
+    best_g = d2.argmin(-1)  # (T, S, n)
+    best_p = d2.argmin(-2)  # (T, S, M)
+    mutual = np.take_along_axis(best_p, best_g, -1) == np.arange(p.n)
+    hit = mutual & (np.take_along_axis(d2, best_g[..., None], -1)[..., 0] < _FAR)
+    return hit, best_g, mx, my
+
+
+def _kabsch(
+    a: np.ndarray, b: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least-squares rotation and translation taking points a to
+    points b (2-D Kabsch): a, b (..., n, 2), w (..., n) -> cos, sin, tx, ty."""
+    sw = np.maximum(w.sum(-1), 1e-9)
+    am = (w[..., None] * a).sum(-2) / sw[..., None]
+    bm = (w[..., None] * b).sum(-2) / sw[..., None]
+    da = a - am[..., None, :]
+    db = b - bm[..., None, :]
+    h00 = (w * da[..., 0] * db[..., 0]).sum(-1)
+    h11 = (w * da[..., 1] * db[..., 1]).sum(-1)
+    h01 = (w * da[..., 0] * db[..., 1]).sum(-1)
+    h10 = (w * da[..., 1] * db[..., 0]).sum(-1)
+    phi = np.arctan2(h01 - h10, h00 + h11)
+    c, s = np.cos(phi), np.sin(phi)
+    tx = bm[..., 0] - (c * am[..., 0] - s * am[..., 1])
+    ty = bm[..., 1] - (s * am[..., 0] + c * am[..., 1])
+    return c, s, tx, ty
+
+
+def _fit(p: Features, g: Batch, hit: np.ndarray, partner: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Refit each alignment on the pairs it found."""
+    q = g.xy[np.arange(hit.shape[0])[:, None, None], partner]  # (T, K, n, 2)
+    return _kabsch(p.xy, q, hit.astype(np.float32))
+
+
+def _grid(g: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Per template, a (rows, cols) uint8 grid: bit k of a cell is set when a
+    gallery minutia of direction sextant k-1, k or k+1 lies in that cell or
+    a neighbouring one. Returns the grids and each one's flat offset."""
+    t = len(g.count)
+    gx = np.floor(g.xy[..., 0] / GRID).astype(np.int32) + 1
+    gy = np.floor(-g.xy[..., 1] / GRID).astype(np.int32) + 1
+    gw = int(np.ceil(g.size[:, 0].max() / GRID)) + 3
+    gh = int(np.ceil(g.size[:, 1].max() / GRID)) + 3
+    k = (np.floor(g.theta / (np.pi / 3)).astype(np.int32)) % 6
+    bits = ((1 << k) | (1 << ((k + 1) % 6)) | (1 << ((k + 5) % 6))).astype(np.uint8)
+    bits = np.where(g.present, bits, 0).astype(np.uint8)
+    grid = np.zeros((t, gh, gw), np.uint8)
+    ti = np.broadcast_to(np.arange(t)[:, None], gx.shape)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            np.bitwise_or.at(grid, (ti, np.clip(gy + dy, 0, gh - 1), np.clip(gx + dx, 0, gw - 1)), bits)
+    return grid, np.arange(t) * gh * gw
+
+
+def _consolidate(p: Features, g: Batch, seeds: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Geometric score 0..1 per template from seed pairs (T, S) of flat
+    (probe, gallery) indices: the best alignment's paired-minutiae ratio."""
+    t = seeds.shape[0]
+    ar = np.arange(t)[:, None]
+    si = seeds // MAX_MINUTIAE
+    sj = seeds % MAX_MINUTIAE
+    rot = g.theta[ar, sj] - p.theta[si]  # (T, S)
+    c_seed, s_seed = np.cos(rot), np.sin(rot)
+    gs = g.xy[ar, sj]
+    qs = p.xy[si]
+    tx_seed = gs[..., 0] - (c_seed * qs[..., 0] - s_seed * qs[..., 1])
+    ty_seed = gs[..., 1] - (s_seed * qs[..., 0] + c_seed * qs[..., 1])
+    c, s, tx, ty = c_seed, s_seed, tx_seed, ty_seed
+    # Screen every seed's alignment on a coarse occupancy grid of the
+    # gallery (cells of GRID pixels, dilated to their neighbours, one bit
+    # per direction sextant, dilated to the adjacent sextants): how many
+    # moved probe minutiae land near a gallery minutia of similar
+    # direction. O(n) per seed instead of O(n * M); the KEEP best are then
+    # paired exactly and refined.
+    grid, off = _grid(g)
+    mx = c[..., None] * p.xy[:, 0] - s[..., None] * p.xy[:, 1] + tx[..., None]  # (T, S, n)
+    my = s[..., None] * p.xy[:, 0] + c[..., None] * p.xy[:, 1] + ty[..., None]
+    cx = np.floor(mx / GRID).astype(np.int32) + 1
+    cy = np.floor(-my / GRID).astype(np.int32) + 1
+    gh, gw = grid.shape[1], grid.shape[2]
+    inside = (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh)
+    cell = grid.reshape(-1)[off[:, None, None] + np.clip(cy, 0, gh - 1) * gw + np.clip(cx, 0, gw - 1)]
+    sext = (np.floor((p.theta + rot[..., None]) / (np.pi / 3)).astype(np.int32)) % 6
+    reach = (((cell >> sext.astype(np.uint8)) & 1).astype(bool) & inside).sum(-1)  # (T, S)
+    keep = np.argsort(-reach, axis=1, kind="stable")[:, :KEEP]
+    c, s = np.take_along_axis(c_seed, keep, 1), np.take_along_axis(s_seed, keep, 1)
+    tx, ty = np.take_along_axis(tx_seed, keep, 1), np.take_along_axis(ty_seed, keep, 1)
+    hit, partner, mx, my = _pairs(p, g, c, s, tx, ty)
+    for _ in range(REFINE):
+        # A seed's direction error of a few degrees moves far minutiae by
+        # tens of pixels: refit on the pairs found, then pair again.
+        ok = hit.sum(-1) >= 3
+        c2, s2, tx2, ty2 = _fit(p, g, hit, partner)
+        c, s = np.where(ok, c2, c), np.where(ok, s2, s)
+        tx, ty = np.where(ok, tx2, tx), np.where(ok, ty2, ty)
+        hit, partner, mx, my = _pairs(p, g, c, s, tx, ty)
+    # Pairs count by their local similarity: chance pairings of an impostor
+    # are geometrically plausible but their neighbourhoods disagree.
+    lp = lam[np.arange(t)[:, None, None], np.arange(p.n)[None, None, :], partner]  # (T, S, n)
+    m = np.where(hit, np.minimum(lp / LAMBDA_FULL, 1.0), 0.0).sum(-1)
+    # Overlap: probe minutiae that land inside the gallery image, gallery
+    # minutiae that land inside the probe image moved the other way.
+    w, h = g.size[:, 0][:, None, None], g.size[:, 1][:, None, None]
+    n_p = ((mx >= 0) & (mx < w) & (my <= 0) & (my > -h)).sum(-1)
+    bx = g.xy[:, None, :, 0] - tx[..., None]
+    by = g.xy[:, None, :, 1] - ty[..., None]
+    ix = c[..., None] * bx + s[..., None] * by
+    iy = -s[..., None] * bx + c[..., None] * by
+    n_g = ((ix >= 0) & (ix < p.width) & (iy <= 0) & (iy > -p.height) & g.present[:, None, :]).sum(-1)
+    geo = (m * m) / (np.maximum(n_p, MIN_OVERLAP) * np.maximum(n_g, MIN_OVERLAP))
+    return np.minimum(geo.max(1), 1.0)
+
+
+def scores(p: Features, g: Batch) -> np.ndarray:
+    """Similarity of one probe against every template of a batch, 0..1."""
+    t = len(g.count)
+    if p.n == 0 or t == 0:
+        return np.zeros(t)
+    lam = local_similarity(p, g)
+    lss, top = _lss(lam, p, g)
+    return np.asarray(_consolidate(p, g, top[:, :SEEDS], lam) * lss)
+
+
+def score(a: Features, b: Features) -> float:
+    """One 1:1 comparison; symmetric within a small tolerance (the probe's
+    and the gallery's roles differ only in which side is moved)."""
+    return float(scores(a, Batch.of([b]))[0])
