@@ -1,0 +1,209 @@
+"""Import biometric bundles from a provisioning USB stick.
+
+Detection: pyusb lists USB devices; a stick is a device with a mass-storage
+interface (class 0x08) whose (vendor, product, serial) is on the config's
+allow-list. Its mount point is found through udev's /dev/disk/by-id links
+and /proc/mounts (`mount_point`); tests give pyusb a simulated backend and
+a temporary folder instead.
+
+Import: every `*.lkb` file, in name order, is read (size-capped), verified
+and decrypted (gateway/bundle.py), applied to the encrypted store in one
+atomic replacement (gateway/biostore.py), then to the in-memory gallery.
+Each file gets a report (also written back to the stick as
+`<file>.receipt`, signed with the gateway's Ed25519 key, for the office to
+verify) and an audit callback with counts and ids, never templates. A
+refused file changes nothing and its reason is in the log, the report and
+the receipt. Files that are not `*.lkb` are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gateway import biostore, bundle
+from gateway.biometrics import iso19794
+from gateway.biometrics.gallery import Gallery
+from protocol import cbor
+
+log = logging.getLogger("lockedge.usb")
+
+MASS_STORAGE = 0x08
+RECEIPT_LABEL = "LKBReceipt1"
+
+
+@dataclass(frozen=True)
+class Stick:
+    vendor: int
+    product: int
+    serial: str
+    bus: int = 0
+    address: int = 0
+
+    def key(self) -> tuple[int, int, str]:
+        return (self.vendor, self.product, self.serial)
+
+
+def find_sticks(backend: Any = None) -> list[Stick]:
+    """USB mass-storage devices present now (any, allowed or not)."""
+    import usb.core
+    import usb.util
+
+    out = []
+    for dev in usb.core.find(find_all=True, backend=backend) or []:
+        is_storage = dev.bDeviceClass == MASS_STORAGE or any(
+            intf.bInterfaceClass == MASS_STORAGE for cfg in dev for intf in cfg
+        )
+        if not is_storage:
+            continue
+        try:
+            serial = usb.util.get_string(dev, dev.iSerialNumber) if dev.iSerialNumber else ""
+        except (usb.core.USBError, ValueError):
+            serial = ""  # unreadable: cannot be on an allow-list of serials
+        out.append(Stick(dev.idVendor, dev.idProduct, serial or "", dev.bus or 0, dev.address or 0))
+    return out
+
+
+def allowed(stick: Stick, allow: Iterable[tuple[int, int, str]]) -> bool:
+    return bool(stick.serial) and stick.key() in set(allow)
+
+
+def mount_point(stick: Stick, by_id: Path = Path("/dev/disk/by-id"), mounts: Path = Path("/proc/mounts")
+                ) -> Path | None:  # fmt: skip
+    """Where the stick's file system is mounted, via udev's by-id links
+    (usb-<vendor>_<model>_<serial>-0:0-part1 -> /dev/sdX1)."""
+    try:
+        links = [p for p in by_id.iterdir() if p.name.startswith("usb-") and f"_{stick.serial}-" in p.name]
+        devs = {os.path.realpath(p) for p in links}
+        for line in mounts.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and os.path.realpath(parts[0]) in devs:
+                return Path(parts[1].replace("\\040", " "))
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Report:
+    file: str
+    result: str  # "imported" or the refusal reason
+    bundle_id: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    operations: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+class Importer:
+    def __init__(
+        self,
+        gateway_id: str,
+        site: str,
+        store: biostore.BioStore,
+        gallery: Gallery,
+        key: bundle.RecipientKey,
+        issuers: dict[bytes, ed25519.Ed25519PublicKey],
+        signer: ed25519.Ed25519PrivateKey,
+        audit: Callable[[Report], None] = lambda r: None,
+        progress: Callable[[str, int, int], None] = lambda f, done, total: None,
+        max_bytes: int = bundle.MAX_BUNDLE,
+    ) -> None:
+        self.gateway_id = gateway_id
+        self.site = site
+        self.store = store
+        self.gallery = gallery
+        self.key = key
+        self.issuers = issuers
+        self.signer = signer
+        self.audit = audit
+        self.progress = progress
+        self.max_bytes = max_bytes
+        load_gallery(gallery, store.state)
+
+    def import_dir(self, mount: Path, now: int) -> list[Report]:
+        reports = []
+        for f in sorted(p for p in mount.iterdir() if p.suffix == ".lkb" and p.is_file()):
+            rep = self.import_file(f, now)
+            reports.append(rep)
+            self._receipt(f, rep, now)
+            self.audit(rep)
+        return reports
+
+    def import_file(self, f: Path, now: int) -> Report:
+        try:
+            if f.stat().st_size > self.max_bytes:
+                raise bundle.BundleError("too-large", f"{f.stat().st_size} bytes")
+            data = f.read_bytes()
+            hdr, payload = bundle.open_bundle(
+                data, self.issuers, self.key, self.site, now, self.store.state.last_seq
+            )
+            for op in payload.operations:  # every template must parse before anything changes
+                for _pos, tpl in op.templates:
+                    iso19794.parse(tpl)
+            applied = biostore.apply(self.store.state, hdr, payload)
+            self.store.commit(applied.state)
+        except bundle.BundleError as e:
+            log.warning("bundle %s refused: %s", f.name, e.reason)
+            return Report(f.name, e.reason, message=str(e))
+        except iso19794.TemplateError as e:
+            log.warning("bundle %s refused: a template is malformed", f.name)
+            return Report(f.name, "invalid-template", message=str(e))
+        except OSError as e:
+            log.warning("bundle %s unreadable: %s", f.name, e.strerror)
+            return Report(f.name, "unreadable", message=e.strerror or "")
+        total = len(payload.operations)
+        for i, op in enumerate(payload.operations):
+            apply_to_gallery(self.gallery, op)
+            if i % 100 == 0 or i + 1 == total:
+                self.progress(f.name, i + 1, total)
+        log.info("bundle %s imported: %s", f.name, applied.counts)
+        return Report(f.name, "imported", hdr.bundle_id.hex(), applied.counts, applied.results)
+
+    def _receipt(self, f: Path, rep: Report, now: int) -> None:
+        body = cbor.encode({1: rep.bundle_id, 2: self.gateway_id, 3: rep.result, 4: rep.counts,
+                            5: rep.operations, 6: now, 7: rep.file})  # fmt: skip
+        sig = self.signer.sign(cbor.encode([RECEIPT_LABEL, body]))
+        try:
+            tmp = f.with_name(f.name + ".receipt.tmp")
+            tmp.write_bytes(cbor.encode([body, sig]))
+            os.replace(tmp, f.with_name(f.name + ".receipt"))
+        except OSError as e:  # a read-only or pulled stick: the import stands, the log says so
+            log.warning("receipt for %s not written: %s", f.name, e.strerror)
+
+
+def verify_receipt(data: bytes, gateway_pub: ed25519.Ed25519PublicKey) -> dict[int, Any]:
+    """The office's check of a receipt read back from the stick."""
+    from cryptography.exceptions import InvalidSignature
+
+    v = cbor.decode(data)
+    if not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, bytes) for x in v):
+        raise ValueError("not a lockedge receipt")
+    try:
+        gateway_pub.verify(v[1], cbor.encode([RECEIPT_LABEL, v[0]]))
+    except InvalidSignature:
+        raise ValueError("receipt signature does not verify") from None
+    body = cbor.decode(v[0])
+    if not isinstance(body, dict):
+        raise ValueError("not a lockedge receipt")
+    return body
+
+
+def apply_to_gallery(g: Gallery, op: bundle.Operation) -> None:
+    if op.op in ("replace", "del-person"):
+        g.remove_person(op.person)
+    for pos, tpl in op.templates:
+        g.remove(f"{op.person}/{pos}")
+        if op.op in ("add", "replace"):
+            g.enrol(f"{op.person}/{pos}", tpl)
+
+
+def load_gallery(g: Gallery, st: biostore.State) -> None:
+    for person, fingers in st.persons.items():
+        for pos, tpl in fingers.items():
+            g.enrol(f"{person}/{pos}", tpl)

@@ -1,0 +1,237 @@
+"""Encrypted biometric bundles end to end (issue 6): office enrolment with
+consent and identity check, export to a simulated USB stick found through
+pyusb, gateway import (atomic, every refusal with its reason), the gate's
+matcher, a unit lock's sealed entries and module, and a move-out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from firmware.core import LockCore
+from firmware.fpmodule import FingerprintModule
+from firmware.fsio import FlashFS
+from firmware.journal import Journal
+from gateway import biostore, bundle
+from gateway.biometrics import iso19794
+from gateway.biometrics.gallery import Gallery
+from gateway.usb_import import Importer, allowed, find_sticks, verify_receipt
+from simulators import fingerprints as fpg
+from simulators.fpemu import FingerprintEmulator, VirtualUART
+from simulators.locksim import _module_match
+from simulators.office import Office, OfficeError, Tenant
+from simulators.usbstick import SimBackend, SimDevice
+
+SITE = "site-7"
+NOW = 1_795_000_000
+ROOTS = {"lock-1": bytes(range(32)), "lock-2": bytes(range(1, 33))}
+TENANTS = [
+    Tenant("t-1", "Ana Lima", "ID-1001", "lock-1"),
+    Tenant("t-2", "Bo Chen", "ID-1002", "lock-1"),
+    Tenant("t-3", "Cy Okafor", "ID-1003", "lock-2"),
+]
+STICK = (0x0781, 0x5567, "PROV-0001")
+
+
+def iso(finger: int, i: int) -> bytes:
+    im = fpg.impression(fpg.master(finger, 21), i, 21)
+    return iso19794.single(im.minutiae, im.width, im.height)
+
+
+class Rig:
+    def __init__(self, tmp: Path, kem: str = bundle.KEM_HYBRID) -> None:
+        self.office = Office(tmp / "office", SITE, ROOTS)
+        for t in TENANTS:
+            self.office.add_tenant(t)
+        self.key = bundle.RecipientKey.new(kem)
+        self.gw_signer = ed25519.Ed25519PrivateKey.generate()
+        self.store = biostore.BioStore(tmp / "gw" / "biometrics.enc", biostore.load_key(tmp / "gw.key"))
+        self.gallery = Gallery()
+        self.audits: list[object] = []
+        self.progress: list[tuple[str, int, int]] = []
+        self.importer = Importer(
+            "gw-1", SITE, self.store, self.gallery, self.key,
+            {bundle.signer_id(self.office.public_key()): self.office.public_key()}, self.gw_signer,
+            audit=self.audits.append, progress=lambda f, d, t: self.progress.append((f, d, t)),
+        )  # fmt: skip
+        self.usb = SimBackend()
+        self.stick = tmp / "stick"
+        self.stick.mkdir()
+
+    def insert_and_import(self, now: int = NOW) -> list:
+        dev = self.usb.insert(SimDevice(*STICK, folder=self.stick))
+        try:
+            sticks = [s for s in find_sticks(self.usb) if allowed(s, [STICK])]
+            assert len(sticks) == 1
+            return self.importer.import_dir(self.usb.mounts()[sticks[0].serial], now)
+        finally:
+            self.usb.remove(dev)
+
+    def enrol_all(self) -> None:
+        for k, t in enumerate(TENANTS):
+            self.office.enrol(t.id, t.document, t.name, [(1, iso(k, 0)), (6, iso(k + 10, 0))],
+                              "door access", "site-7 gate and unit door", NOW)  # fmt: skip
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    (tmp_path / "gw").mkdir()
+    return Rig(tmp_path)
+
+
+def _lock(tmp: Path, lock: str) -> tuple[LockCore, FingerprintEmulator, FingerprintModule]:
+    fs = FlashFS(str(tmp / lock))
+    emu = FingerprintEmulator(match=_module_match)
+    t = [0]
+
+    def ticks() -> int:
+        t[0] += 1
+        return t[0]
+
+    fp = FingerprintModule(VirtualUART(emu), ticks, timeout_ms=50)
+
+    class HAL:
+        def strike(self, on: bool) -> None:
+            pass
+
+        def beep(self, n: int) -> None:
+            pass
+
+    return LockCore(lock, ROOTS[lock], Journal(fs, lock), HAL(), fs, fp=fp), emu, fp
+
+
+def test_enrol_export_import_match_at_gate_and_lock_then_move_out(rig: Rig, tmp_path: Path) -> None:
+    rig.enrol_all()
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW)
+    (rig.stick / "holiday.jpg").write_bytes(os.urandom(100))  # other files on the stick are ignored
+    [rep] = rig.insert_and_import()
+    assert rep.result == "imported" and rep.counts["added"] == 6 and rep.counts["lock-entries"] == 3
+    assert len(rig.gallery) == 6 and rig.store.state.templates() == 6
+    assert rig.progress[-1][1:] == (3, 3)
+    # The gate recognises tenant 2 from another impression.
+    m = rig.gallery.identify(iso(1, 3))
+    assert m is not None and m.ref == Office.person_id("t-2") + "/1"
+    assert rig.gallery.identify(iso(99, 0)) is None  # a stranger
+    # The office reads back a signed receipt.
+    body = verify_receipt((rig.stick / "bundle-000001.lkb.receipt").read_bytes(), rig.gw_signer.public_key())
+    assert body[3] == "imported" and body[4]["added"] == 6
+    # The audit record names counts and ids, never templates.
+    assert rig.audits and "added" in str(rig.audits[0]) and iso(1, 0).hex()[:40] not in str(rig.audits[0])
+    # Lock 1 gets its two tenants' sealed entries and its module matches.
+    core, emu, fp = _lock(tmp_path, "lock-1")
+    pending = rig.store.state.pending["lock-1"]
+    assert len(pending) == 2 and "lock-2" in rig.store.state.pending
+    for _bid, _idx, sealed in pending:
+        assert core.load_entry(fp, sealed, NOW, 1)[0] == "ok"
+    emu.finger = iso(1, 4)
+    assert core.finger(fp, NOW, 2) == "ok" and core.journal.pending(5)[-1].ref == Office.person_id("t-2")
+    emu.finger = iso(2, 4)  # tenant 3 lives behind lock 2
+    assert core.finger(fp, NOW, 3) == "no-match"
+    # Tenant 2 moves out: one bundle deletes them everywhere.
+    rig.office.delete_person("t-2", "move-out", NOW + 100)
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW + 100)
+    reps = rig.insert_and_import(NOW + 200)
+    assert [r.result for r in reps] == ["rollback", "imported"]  # the first bundle is not applied again
+    assert reps[1].counts["persons-deleted"] == 1 and len(rig.gallery) == 4
+    assert rig.gallery.identify(iso(1, 3)) is None
+    assert Office.person_id("t-2") not in rig.store.state.persons
+    new = [e for e in rig.store.state.pending["lock-1"] if e[0] != pending[0][0]]
+    assert core.load_entry(fp, new[0][2], NOW + 200, 4)[0] == "ok"
+    emu.finger = iso(1, 4)
+    assert core.finger(fp, NOW + 200, 5) == "no-match"
+    emu.finger = iso(0, 4)  # tenant 1 still opens
+    assert core.finger(fp, NOW + 200, 6) == "ok"
+
+
+def test_identity_check_and_consent_come_before_any_template(rig: Rig) -> None:
+    t = TENANTS[0]
+    cases = [
+        (("t-9", t.document, t.name), "unknown-tenant"),
+        ((t.id, "ID-9999", t.name), "identity-mismatch"),
+        ((t.id, t.document, "Ana Silva"), "identity-mismatch"),
+    ]
+    for (tid, doc, name), reason in cases:
+        with pytest.raises(OfficeError) as e:
+            rig.office.enrol(tid, doc, name, [(1, iso(0, 0))], "door access", "site", NOW)
+        assert e.value.reason == reason
+    with pytest.raises(OfficeError) as e:
+        rig.office.enrol(t.id, t.document, " ana  LIMA ", [(1, iso(0, 0))], "", "site", NOW)
+    assert e.value.reason == "no-consent"
+    with pytest.raises(OfficeError) as e:
+        rig.office.enrol(t.id, t.document, t.name, [(1, b"FMR\x00junk")], "door access", "site", NOW)
+    assert e.value.reason == "invalid-template"
+    assert rig.office.enrol(t.id, t.document, " ana  LIMA ", [(1, iso(0, 0))], "door access", "site", NOW)
+
+
+def test_every_bad_bundle_is_refused_with_its_reason_and_changes_nothing(
+    rig: Rig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rig.enrol_all()
+    good = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW).read_bytes()
+    other_gw = bundle.RecipientKey.new()
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(2, iso(30, 0))], "door access", "site", NOW)
+    for_other = rig.office.export(tmp_path / "made", other_gw.public_blob(), NOW).read_bytes()
+    stranger = Office(tmp_path / "rogue", SITE)
+    stranger.add_tenant(TENANTS[0])
+    stranger.enrol("t-1", "ID-1001", "Ana Lima", [(1, iso(40, 0))], "x", "y", NOW)
+    rogue = stranger.export(tmp_path / "rogue-out", rig.key.public_blob(), NOW).read_bytes()
+    tampered = bytearray(good)
+    tampered[len(good) // 2] ^= 1
+    cases = {
+        "a-junk.lkb": (os.urandom(300), "malformed"),
+        "b-truncated.lkb": (good[: len(good) // 2], "malformed"),
+        "c-other-gateway.lkb": (for_other, "wrong-recipient"),
+        "d-tampered.lkb": (bytes(tampered), "bad-signature"),
+        "e-unknown-issuer.lkb": (rogue, "unknown-issuer"),
+    }
+    for name, (data, _r) in cases.items():
+        (rig.stick / name).write_bytes(data)
+    before = rig.store.path.read_bytes() if rig.store.path.exists() else b""
+    reps = {r.file: r.result for r in rig.insert_and_import()}
+    assert reps == {name: r for name, (_d, r) in cases.items()}
+    assert (rig.store.path.read_bytes() if rig.store.path.exists() else b"") == before
+    assert len(rig.gallery) == 0 and rig.audits
+    assert all(getattr(r, "result", "") != "imported" for r in rig.audits)
+    for name in cases:
+        os.remove(rig.stick / name)
+    (rig.stick / "f-good.lkb").write_bytes(good)
+    assert [r.result for r in rig.insert_and_import(NOW + 8 * 86400)] == ["expired"]
+    assert [r.result for r in rig.insert_and_import()] == ["imported"]
+    assert [r.result for r in rig.insert_and_import()] == ["rollback"]  # replayed
+    # Nothing secret in any log line or refusal message.
+    secrets = [iso(k, 0).hex()[60:100] for k in range(3)] + [rig.key.secret.hex()[:32]]
+    text = caplog.text + " ".join(str(r) for r in rig.audits)
+    for s in secrets:
+        assert s not in text
+
+
+def test_compatible_x25519_kem_and_at_rest_encryption(tmp_path: Path) -> None:
+    (tmp_path / "gw").mkdir()
+    rig = Rig(tmp_path, bundle.KEM_X25519)
+    rig.enrol_all()
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW)
+    assert [r.result for r in rig.insert_and_import()] == ["imported"]
+    raw = rig.store.path.read_bytes()
+    assert iso(0, 0)[:40] not in raw and b"FMR" not in raw  # encrypted at rest
+    assert oct(rig.store.path.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "gw.key").stat().st_mode & 0o777) == "0o600"
+    # A restart reloads the store into a fresh gallery.
+    g2 = Gallery()
+    Importer("gw-1", SITE, biostore.BioStore(rig.store.path, biostore.load_key(tmp_path / "gw.key")), g2,
+             rig.key, {}, rig.gw_signer)  # fmt: skip
+    assert len(g2) == 6
+    with pytest.raises(ValueError, match="does not decrypt"):
+        biostore.BioStore(rig.store.path, bytes(32))
+
+
+def test_sticks_not_on_the_allow_list_are_not_read(rig: Rig) -> None:
+    rig.usb.insert(SimDevice(0x0781, 0x5567, "OTHER-9", folder=rig.stick))
+    rig.usb.insert(SimDevice(0x046D, 0xC52B, "KB-1", interface_class=3))  # a keyboard
+    found = find_sticks(rig.usb)
+    assert [s.serial for s in found] == ["OTHER-9"]
+    assert not allowed(found[0], [STICK])
