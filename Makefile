@@ -69,6 +69,8 @@ bench: setup
 	$(PY) bench/passcode_bench.py
 	$(PY) bench/gateway_bench.py
 	$(PY) bench/firmware_bench.py
+	$(PY) bench/matcher_bench.py
+	$(PY) bench/bundle_bench.py
 
 # Regenerate tests/vectors/*.json from the CPython implementation. The
 # vectors are committed; regenerate only when the format changes on purpose.

@@ -103,7 +103,7 @@ def identification(n: int, probes: int) -> dict[str, float]:
         p = mcc.extract(im.minutiae, im.width, im.height)
         t0 = time.perf_counter()
         count = max(gal.CANDIDATES, int(gal.CANDIDATE_SHARE * n))
-        cand = g._index.candidates(p, n, count)
+        cand = g._index.candidates(p, n, count, g._b.xy)
         m = g.identify(p)
         lat.append(time.perf_counter() - t0)
         hit += int(f) in set(cand.tolist())
@@ -123,9 +123,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     q = ap.parse_args().quick
-    fingers, imps = (40, 8) if q else (500, 8)
-    peer_fingers = 8 if q else 60
-    sizes = (200, 1000) if q else (1000, 10000, 50000)
+    fingers, imps = (24, 8) if q else (500, 8)
+    peer_fingers = 6 if q else 60
+    sizes = (200, 500) if q else (1000, 10000, 50000)
 
     t0 = time.perf_counter()
     data = fpg.dataset(fingers, imps, SEED)

@@ -70,6 +70,7 @@ class GatewayConfig:
     status_interval: float = 10.0
     time_sync_interval: float = 300.0
     gate: GateConfig | None = None
+    biometrics: BiometricsConfig | None = None
 
     def root_key(self) -> bytes:
         key = read_secret(self.root_key_file)
@@ -114,6 +115,32 @@ def _broker(d: dict[str, Any], base: Path) -> BrokerConfig:
     )
 
 
+@dataclass
+class BiometricsConfig:
+    """[biometrics]: bundle import from provisioning sticks (docs/bundle.md)."""
+
+    bundle_key_file: Path  # this gateway's HPKE private key (0600)
+    store_key_file: Path  # at-rest key of biometrics.enc (0600, created if missing)
+    signing_key_file: Path  # Ed25519 key for import receipts (0600, created if missing)
+    issuers: list[str]  # trusted office Ed25519 public keys, hex
+    sticks: list[tuple[int, int, str]]  # allow-list: (vendor, product, serial)
+    poll_s: float = 2.0
+
+
+def _biometrics(d: dict[str, Any], base: Path) -> BiometricsConfig:
+    sticks = []
+    for st in d.get("sticks", []):
+        sticks.append((int(str(st["vendor"]), 16), int(str(st["product"]), 16), str(st["serial"])))
+    return BiometricsConfig(
+        bundle_key_file=base / d["bundle_key_file"],
+        store_key_file=base / d.get("store_key_file", "biometrics.key"),
+        signing_key_file=base / d.get("signing_key_file", "receipt-signing.key"),
+        issuers=[str(x) for x in d.get("issuers", [])],
+        sticks=sticks,
+        poll_s=float(d.get("poll_s", 2.0)),
+    )
+
+
 def _gate(d: dict[str, Any], base: Path) -> GateConfig:
     return GateConfig(
         id=str(d["id"]),
@@ -148,6 +175,7 @@ def load(path: Path) -> GatewayConfig:
             status_interval=float(g.get("status_interval_s", 10.0)),
             time_sync_interval=float(g.get("time_sync_interval_s", 300.0)),
             gate=_gate(data["gate"], base) if "gate" in data else None,
+            biometrics=_biometrics(data["biometrics"], base) if "biometrics" in data else None,
         )
     except KeyError as e:
         raise ConfigError(f"{path}: missing required setting {e}") from None

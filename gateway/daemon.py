@@ -16,6 +16,7 @@ from typing import Any
 import cbor2
 
 from gateway import config as cfgmod
+from gateway.bioservice import BioService
 from gateway.gate import Gate, GatePins
 from gateway.mqttlink import Inbound, MqttLink
 from gateway.outbox import GroupCommitter, Outbox
@@ -47,7 +48,7 @@ class Stats:
 
 
 class Gateway:
-    def __init__(self, cfg: cfgmod.GatewayConfig) -> None:
+    def __init__(self, cfg: cfgmod.GatewayConfig, usb_backend: Any = None, mount_of: Any = None) -> None:
         self.cfg = cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         cfg.cloud.check_secrets()
@@ -106,8 +107,18 @@ class Gateway:
             f"lockedge-gw-{cfg.id}",
             cfg.local,
             self.inbox,
-            ["lock/+/ack", "lock/+/evt", "lock/+/rec", "lock/+/availability"],
+            ["lock/+/ack", "lock/+/evt", "lock/+/rec", "lock/+/availability", "lock/+/ent-ack"],
         )
+        self.bio: BioService | None = None
+        if cfg.biometrics is not None:
+            self.bio = BioService(
+                cfg.biometrics, cfg.id, cfg.site, cfg.state_dir, self.lock_keys, self.outbox,
+                self._publish_local, lambda e: self.inbox.put(("bio-event", e)),
+                usb_backend=usb_backend, **({"mount_of": mount_of} if mount_of else {}),
+            )  # fmt: skip
+
+    def _publish_local(self, topic: str, payload: bytes) -> None:
+        self.local.publish(topic, payload)
 
     # -- topics and sequence numbers ------------------------------------------
 
@@ -190,6 +201,10 @@ class Gateway:
         if self.gate is not None:
             self.gate.tick()
         self._perform(self.relay.tick(now))
+        if self.bio is not None:
+            mono = time.monotonic()
+            self.bio.poll(mono)
+            self.bio.deliver(mono, {lk for lk, st in self.availability.items() if st == "online"})
         self._upload()
         if time.monotonic() >= self._next_time_sync:
             self._next_time_sync = time.monotonic() + self.cfg.time_sync_interval
@@ -213,6 +228,10 @@ class Gateway:
                 self._ack_lock(*what)
             elif source == "gate-record":
                 self._upload_due = True
+            elif source == "bio-event":
+                body = {str(k): v for k, v in what.items() if isinstance(v, (str, int))}
+                self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/evt", self.seal_up("evt", body))
+                self._upload_due = True  # an import writes an audit record
             elif source == "gate-event":
                 body = {str(k): v for k, v in what.items() if isinstance(v, (str, int))}
                 log.warning("gate alarm: %s", body)
@@ -271,6 +290,8 @@ class Gateway:
         elif kind == "rec":
             self._records(lock, item)
             return True
+        elif kind == "ent-ack" and self.bio is not None:
+            self.bio.on_ack(lock, payload)
         else:
             self._refuse(f"lock/{lock}/{kind}", "topic outside the tree")
         return False
@@ -405,6 +426,7 @@ class Gateway:
             "refused": self.stats.refused,
             "locks": self.availability,
             "clock_drift_s": self.stats.clock_drift,
+            **({"biometrics": self.bio.report()} if self.bio is not None else {}),
         }
 
     def publish_status(self) -> None:

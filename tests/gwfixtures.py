@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.daemon import Gateway
 from gateway.localbroker import acl_text
@@ -43,6 +44,7 @@ class Site:
     locks: dict[str, StubLock] = field(default_factory=dict)
     cloud_settings: str = ""  # extra [cloud] lines (TLS); replaces the port when it sets one
     extra_config: str = ""  # more TOML sections (e.g. [gate])
+    usb: Any = None  # a simulators.usbstick.SimBackend for [biometrics]
 
     def __post_init__(self) -> None:
         for i in range(self.n_locks):
@@ -69,7 +71,8 @@ class Site:
     def start_gateway(self) -> Gateway:
         from gateway import config
 
-        self.gateway = Gateway(config.load(self.config_file()))
+        mount_of = (lambda st: self.usb.mounts().get(st.serial)) if self.usb is not None else None
+        self.gateway = Gateway(config.load(self.config_file()), usb_backend=self.usb, mount_of=mount_of)
         self.gw_thread = threading.Thread(target=self.gateway.run, daemon=True)
         self.gw_thread.start()
         wait_for(

@@ -214,5 +214,8 @@ def test_index_puts_the_mate_among_the_candidates() -> None:
     feats = [_feat(_imp(f, 0).minutiae) for f in range(200)]
     for i, f in enumerate(feats):
         ix.add(i, f)
-    hits = sum(f in ix.candidates(_feat(_imp(f, 1).minutiae), 200, 40).tolist() for f in range(0, 200, 10))
+    xy = mcc.Batch.of(feats).xy
+    hits = sum(
+        f in ix.candidates(_feat(_imp(f, 1).minutiae), 200, 20, xy).tolist() for f in range(0, 200, 10)
+    )
     assert hits >= 19

@@ -235,3 +235,78 @@ def test_sticks_not_on_the_allow_list_are_not_read(rig: Rig) -> None:
     found = find_sticks(rig.usb)
     assert [s.serial for s in found] == ["OTHER-9"]
     assert not allowed(found[0], [STICK])
+
+
+def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path: Path) -> None:
+    """Real brokers, the real daemon, the unchanged firmware in the lock
+    simulator: insert the stick, the gateway imports, audits, delivers the
+    sealed entries, and the lock opens for the enrolled finger."""
+    import time as _t
+
+    from gateway.config import write_secret
+    from simulators.locksim import SimLock
+    from tests.gwfixtures import GW, open_site, wait_for
+
+    (tmp_path / "site").mkdir()
+    office = Office(tmp_path / "office", "site-7")
+    gw_key = bundle.RecipientKey.new()
+    write_secret(tmp_path / "site" / "bundle.key", gw_key.secret)
+    from cryptography.hazmat.primitives import serialization as ser
+
+    pub = office.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw).hex()
+    usb = SimBackend()
+    s = open_site(tmp_path / "site", n_locks=0)
+    try:
+        s.stop_gateway()
+        lid = "lock-0000"
+        s.lock_roots[lid] = os.urandom(32)
+        s.passwords[lid] = "pw-" + os.urandom(6).hex()
+        assert s.local_broker
+        s.local_broker.close()
+        from gateway.localbroker import acl_text
+        from simulators.broker import Mosquitto
+
+        s.local_broker = Mosquitto("local", workdir=s.dir / "local-broker2", users=s.passwords,
+                                   acl=acl_text("gateway")).start()  # fmt: skip
+        s.extra_config = (
+            '\n[biometrics]\nbundle_key_file = "bundle.key"\n'
+            f'issuers = ["{pub}"]\npoll_s = 0.2\n'
+            'sticks = [{vendor = "0781", product = "5567", serial = "PROV-0001"}]\n'
+        )
+        s.usb = usb
+        assert s.cloud
+        s.cloud.stop()
+        from simulators.cloud.receiver import CloudReceiver
+        from tests.gwfixtures import SITE as GSITE
+
+        assert s.cloud_broker
+        s.cloud = CloudReceiver(s.cloud_broker.port, GSITE, {GW: s.gw_root}, s.lock_roots).start()
+        s.start_gateway()
+        sim = SimLock(
+            lid, s.lock_roots[lid], tmp_path / "flash", GW, s.local_broker.port, s.passwords[lid]
+        ).boot()
+        wait_for(lambda: sim.app is not None and sim.app.link.connected, what="lock online")
+        office.lock_roots[lid] = s.lock_roots[lid]
+        office.site = GSITE
+        office.add_tenant(Tenant("t-9", "Di Park", "ID-9", lid))
+        now = int(_t.time())
+        office.enrol("t-9", "ID-9", "Di Park", [(2, iso(50, 0))], "door access", "unit door", now)
+        stick = tmp_path / "stick"
+        office.export(stick, gw_key.public_blob(), now)
+        usb.insert(SimDevice(*STICK, folder=stick))
+        assert s.gateway and s.gateway.bio
+        bio = s.gateway.bio
+        wait_for(lambda: bio.report()["delivered"].get(lid, {}).get("ok") == 1, timeout=30, what="delivery")
+        assert (stick / "bundle-000001.lkb.receipt").exists() and len(bio.gallery) == 1
+        sim.present_finger(iso(50, 5))
+        wait_for(lambda: sim.hal.strike_on, what="strike opened by the enrolled finger")
+        cloud = s.cloud
+        wait_for(
+            lambda: any(k[0] == lid for k in cloud.received), what="the finger's pass record in the cloud"
+        )
+        wait_for(lambda: any(k[0] == GW for k in cloud.received), what="the import's audit record")
+        audit = next(r for k, r in cloud.received.items() if k[0] == GW)
+        assert audit.kind == "none" and audit.ref.startswith("b:") and audit.granted
+        sim.power_cut()
+    finally:
+        s.close()

@@ -23,8 +23,8 @@ import numpy as np
 from gateway.biometrics import iso19794, mcc
 from gateway.biometrics.index import Index
 
-CANDIDATES = 200
-CANDIDATE_SHARE = 0.02
+CANDIDATES = 50
+CANDIDATE_SHARE = 0.002
 # Scores reached by 1 in 10,000 impostor comparisons on the 500-finger
 # synthetic benchmark (bench/matcher_bench.py; see docs/matcher.md).
 THRESHOLD_FMR_1E4 = 0.0237
@@ -124,7 +124,7 @@ class Gallery:
             if len(self) == 0 or p.n == 0:
                 return None
             count = max(CANDIDATES, int(CANDIDATE_SHARE * n))
-            cand = self._index.candidates(p, n, count)
+            cand = self._index.candidates(p, n, count, self._b.xy)
             cand = np.array([t for t in cand if self._refs[t] is not None], dtype=np.int64)
             if not len(cand):
                 return None

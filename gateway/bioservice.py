@@ -1,0 +1,170 @@
+"""The gateway daemon's biometrics duties (docs/bundle.md): watch for an
+allow-listed provisioning stick and import its bundles, deliver queued
+sealed entries to their locks over `lock/<id>/ent` until each lock answers
+`ent-ack`, and report: an audit pass record per bundle into the outbox,
+progress and delivery events for the cloud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gateway import biostore, bundle, usb_import
+from gateway.biometrics.gallery import Gallery
+from gateway.config import BiometricsConfig, read_secret, write_secret
+from gateway.outbox import Outbox
+from protocol import envelope
+from protocol.errors import ProtocolError
+from protocol.record import PassRecord
+
+log = logging.getLogger("lockedge.biometrics")
+
+RESEND_S = 30.0
+IN_FLIGHT = 4  # entries sent to one lock before its acks
+
+
+def _signing_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    if not path.exists():
+        raw = ed25519.Ed25519PrivateKey.generate().private_bytes(
+            ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption()
+        )
+        write_secret(path, raw)
+    return ed25519.Ed25519PrivateKey.from_private_bytes(read_secret(path))
+
+
+class BioService:
+    def __init__(
+        self,
+        cfg: BiometricsConfig,
+        gateway_id: str,
+        site: str,
+        state_dir: Path,
+        lock_keys: dict[str, bytes],
+        outbox: Outbox,
+        publish_local: Callable[[str, bytes], None],
+        event: Callable[[dict[str, Any]], None],
+        usb_backend: Any = None,
+        mount_of: Callable[[usb_import.Stick], Path | None] = usb_import.mount_point,
+    ) -> None:
+        self.cfg = cfg
+        self.id = gateway_id
+        self.lock_keys = lock_keys
+        self.outbox = outbox
+        self.publish_local = publish_local
+        self.event = event
+        self.usb_backend = usb_backend
+        self.mount_of = mount_of
+        self.gallery = Gallery()
+        self.store = biostore.BioStore(state_dir / "biometrics.enc", biostore.load_key(cfg.store_key_file))
+        issuers = {}
+        for h in cfg.issuers:
+            pub = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(h))
+            issuers[bundle.signer_id(pub)] = pub
+        self.importer = usb_import.Importer(
+            gateway_id, site, self.store, self.gallery, bundle.RecipientKey(read_secret(cfg.bundle_key_file)),
+            issuers, _signing_key(cfg.signing_key_file), audit=self._audit, progress=self._progress,
+        )  # fmt: skip
+        self._seen: set[str] = set()  # serials imported while still inserted
+        self._next_poll = 0.0
+        self._inflight: dict[str, float] = {}  # lock -> when its entries were last sent
+
+    # -- sticks ----------------------------------------------------------------
+
+    def poll(self, mono: float) -> None:
+        if mono < self._next_poll:
+            return
+        self._next_poll = mono + self.cfg.poll_s
+        try:
+            sticks = usb_import.find_sticks(self.usb_backend)
+        except Exception as e:  # no USB access (permissions, no backend): say so, keep running
+            log.warning("USB scan failed: %s", type(e).__name__)
+            return
+        present = {s.serial for s in sticks}
+        self._seen &= present  # a removed stick may come back with new bundles
+        for s in sticks:
+            if s.serial in self._seen:
+                continue
+            if not usb_import.allowed(s, self.cfg.sticks):
+                log.info("ignoring USB storage %04x:%04x (not a provisioning stick)", s.vendor, s.product)
+                self._seen.add(s.serial or f"{s.bus}:{s.address}")
+                continue
+            mount = self.mount_of(s)
+            if mount is None:
+                continue  # not mounted yet: try again next poll
+            self._seen.add(s.serial)
+            reports = self.importer.import_dir(mount, int(time.time()))
+            self.event({"event": "bundle-import-done", "files": len(reports),
+                        "imported": sum(r.result == "imported" for r in reports)})  # fmt: skip
+
+    def _progress(self, name: str, done: int, total: int) -> None:
+        self.event({"event": "bundle-import-progress", "file": name[:40], "done": done, "total": total})
+
+    def _audit(self, rep: usb_import.Report) -> None:
+        ok = rep.result == "imported"
+        c = rep.counts
+        ref = f"b:{rep.bundle_id[:16]}:a{c.get('added', 0)}r{c.get('replaced', 0)}d{c.get('deleted', 0)}"
+        if not ok:
+            ref = "b:" + hashlib.sha256(rep.file.encode()).hexdigest()[:16]
+        seq = self.outbox.last_seq.get(self.id, 0) + 1
+        rec = PassRecord(self.id, seq, int(time.time()), self.id, "none", ref[:40], ok,
+                         "ok" if ok else rep.result[:24])  # fmt: skip
+        self.outbox.append([(rec.device, rec.seq, rec.encode())])
+
+    # -- delivery to locks -------------------------------------------------------
+
+    def deliver(self, mono: float, online: set[str]) -> None:
+        for lock, q in self.store.state.pending.items():
+            if not q or lock not in online or lock not in self.lock_keys:
+                continue
+            if mono - self._inflight.get(lock, -RESEND_S) < RESEND_S:
+                continue
+            for _bid, _idx, sealed in q[:IN_FLIGHT]:
+                self.publish_local(f"lock/{lock}/ent", sealed)
+            self._inflight[lock] = mono
+
+    def on_ack(self, lock: str, payload: bytes) -> None:
+        key = self.lock_keys.get(lock)
+        if key is None:
+            return
+        try:
+            env = envelope.verify(envelope.parse(payload), key)
+        except ProtocolError as e:
+            log.warning("ent-ack from %s refused: %s", lock, e.reason)
+            return
+        body = env.body
+        if env.type != "ent-ack" or env.sender != lock or not isinstance(body, dict):
+            return
+        result, digest = body.get(1), body.get(2)
+        st = self.store.state.copy()
+        q = st.pending.get(lock, [])
+        keep = [e for e in q if hashlib.sha256(e[2]).digest()[:16] != digest]
+        if len(keep) == len(q):
+            return  # an ack for something already settled
+        st.pending[lock] = keep
+        rep = st.delivered.setdefault(lock, {})
+        rep[str(result)] = rep.get(str(result), 0) + 1
+        self.store.commit(st)
+        if result not in ("ok", "duplicate"):
+            log.warning("lock %s refused a bundle entry: %s", lock, result)
+        if not keep:
+            self._inflight.pop(lock, None)
+            self.event({"event": "bundle-delivered", "lock": lock, **{k: v for k, v in rep.items()}})
+        else:
+            self._inflight[lock] = -RESEND_S  # send the next ones at once
+
+    def report(self) -> dict[str, Any]:
+        st = self.store.state
+        return {
+            "templates": st.templates(),
+            "persons": len(st.persons),
+            "pending": {k: len(v) for k, v in st.pending.items() if v},
+            "delivered": st.delivered,
+        }
