@@ -59,6 +59,43 @@ def _cmd_gateway_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gateway_import(args: argparse.Namespace) -> int:
+    """Import by hand (the daemon does this when an allow-listed stick is
+    inserted), with a progress bar. Run it while the daemon is stopped:
+    both would write the same store."""
+    import time
+
+    from gateway import config
+    from gateway.bioservice import BioService
+    from gateway.outbox import Outbox
+
+    try:
+        cfg = config.load(args.config)
+        if cfg.biometrics is None:
+            print("lockedge: gateway.toml has no [biometrics] section", file=sys.stderr)
+            return 2
+        outbox = Outbox(cfg.state_dir / "outbox")
+    except (OSError, config.ConfigError) as e:
+        print(f"lockedge: {e}", file=sys.stderr)
+        return 2
+
+    def bar(e: dict[str, object]) -> None:
+        if e.get("event") == "bundle-import-progress":
+            done, total = int(str(e["done"])), max(int(str(e["total"])), 1)
+            n = 30 * done // total
+            print(f"\r{e['file']} [{'#' * n}{'.' * (30 - n)}] {done}/{total}", end="", flush=True)
+
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    svc = BioService(cfg.biometrics, cfg.id, cfg.site, cfg.state_dir, cfg.lock_keys(), outbox,
+                     lambda t, b: None, bar)  # fmt: skip
+    reports = svc.importer.import_dir(args.dir, int(time.time()))
+    print()
+    for r in reports:
+        print(f"{r.file}: {r.result} {r.counts if r.counts else ''}")
+    outbox.close()
+    return 0 if all(r.result == "imported" for r in reports) else 1
+
+
 def _cmd_sim_lock(args: argparse.Namespace) -> int:
     """One simulated lock, driven by lines on stdin:
     code DIGITS | finger FILE | exit | door open|close | power-cut | boot | wait S | status | quit
@@ -144,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = gw.add_parser("status", help="links, backlog, oldest unacked record, locks")
     status.add_argument("--config", type=Path, required=True)
     status.set_defaults(fn=_cmd_gateway_status)
+    imp = gw.add_parser("import", help="import the bundles in a folder (a mounted stick) now")
+    imp.add_argument("--config", type=Path, required=True)
+    imp.add_argument("--dir", type=Path, required=True)
+    imp.set_defaults(fn=_cmd_gateway_import)
+    from simulators.office_cli import add_parser as add_office
+
+    add_office(sub)
     sim = sub.add_parser("sim", help="simulators").add_subparsers(dest="sim_verb", required=True)
     lock = sim.add_parser("lock", help="run one simulated lock (script on stdin)")
     lock.add_argument("--id", required=True)

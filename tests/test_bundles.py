@@ -310,3 +310,41 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
         sim.power_cut()
     finally:
         s.close()
+
+
+def test_office_and_import_command_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+    from gateway.config import write_secret
+
+    off = ["office", "--folder", str(tmp_path / "office"), "--site", SITE]
+    assert (
+        main([*off, "tenant", "--id", "t-1", "--name", "Ana Lima", "--document", "ID-1", "--lock", "x"]) == 0
+    )
+    (tmp_path / "f1.iso").write_bytes(iso(0, 0))
+    enrol = [*off, "enrol", "--id", "t-1", "--document", "ID-1", "--purpose", "door", "--scope", "gate"]
+    assert main([*enrol, "--name", "Ana Silva", "--template", f"1={tmp_path / 'f1.iso'}"]) == 2
+    assert "identity-mismatch" in capsys.readouterr().err
+    assert main([*enrol, "--name", "Ana Lima", "--template", f"1={tmp_path / 'f1.iso'}"]) == 0
+    key = bundle.RecipientKey.new()
+    (tmp_path / "gw.pub").write_bytes(key.public_blob())
+    assert (
+        main(
+            [*off, "export", "--stick", str(tmp_path / "stick"), "--gateway-public", str(tmp_path / "gw.pub")]
+        )
+        == 0
+    )
+    assert main([*off, "public-key"]) == 0
+    pub = capsys.readouterr().out.strip().splitlines()[-1]
+    write_secret(tmp_path / "bundle.key", key.secret)
+    write_secret(tmp_path / "root.key", os.urandom(32))
+    write_secret(tmp_path / "locks.json", b"{}")
+    (tmp_path / "gw.toml").write_text(
+        f'[gateway]\nid = "gw-1"\nsite = "{SITE}"\nroot_key_file = "root.key"\nlocks_file = "locks.json"\n'
+        f'[biometrics]\nbundle_key_file = "bundle.key"\nissuers = ["{pub}"]\n'
+    )
+    assert (
+        main(["gateway", "import", "--config", str(tmp_path / "gw.toml"), "--dir", str(tmp_path / "stick")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "bundle-000001.lkb: imported" in out and "[" in out and "1/1" in out

@@ -1,0 +1,73 @@
+"""`lockedge office ...`: the management office's verbs over an office
+folder (simulators/office.py). Every refusal prints its reason and exits
+2; nothing is changed by a refused command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from simulators.office import Office, OfficeError, Tenant
+
+
+def _office(args: argparse.Namespace) -> Office:
+    roots = {}
+    if args.lock_roots:
+        roots = {k: bytes.fromhex(v) for k, v in json.loads(Path(args.lock_roots).read_text()).items()}
+    return Office(args.folder, args.site, roots)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        o = _office(args)
+        now = int(time.time())
+        if args.office_verb == "tenant":
+            o.add_tenant(Tenant(args.id, args.name, args.document, args.lock))
+            print(f"tenant {args.id} added")
+        elif args.office_verb == "enrol":
+            tpls = [(int(pos), Path(f).read_bytes()) for pos, f in (t.split("=", 1) for t in args.template)]
+            pid = o.enrol(args.id, args.document, args.name, tpls, args.purpose, args.scope, now)
+            print(f"enrolled {args.id} as {pid}: {len(tpls)} template(s), consent recorded")
+        elif args.office_verb == "delete":
+            pid = o.delete_person(args.id, args.why, now)
+            print(f"{args.id} ({pid}) deleted here; the deletion goes out with the next export")
+        elif args.office_verb == "export":
+            out = o.export(args.stick, Path(args.gateway_public).read_bytes(), now)
+            print(f"bundle written: {out}")
+        elif args.office_verb == "public-key":
+            from cryptography.hazmat.primitives import serialization as ser
+
+            print(o.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw).hex())
+        return 0
+    except OfficeError as e:
+        print(f"refused: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
+        print(f"lockedge office: {e}", file=sys.stderr)
+        return 2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    off = sub.add_parser("office", help="the management office (enrolment, bundle export)")
+    off.add_argument("--folder", type=Path, required=True, help="the office store")
+    off.add_argument("--site", default="site-7")
+    off.add_argument("--lock-roots", help="JSON {lock id: hex root key} for sealing lock entries")
+    v = off.add_subparsers(dest="office_verb", required=True)
+    t = v.add_parser("tenant", help="add a tenant account")
+    for a in ("--id", "--name", "--document", "--lock"):
+        t.add_argument(a, required=True)
+    e = v.add_parser("enrol", help="check identity, record consent, take templates")
+    for a in ("--id", "--name", "--document", "--purpose", "--scope"):
+        e.add_argument(a, required=True)
+    e.add_argument("--template", action="append", required=True, help="FINGER=ISO_19794_2_FILE")
+    d = v.add_parser("delete", help="consent withdrawn or moved out")
+    d.add_argument("--id", required=True)
+    d.add_argument("--why", default="move-out")
+    x = v.add_parser("export", help="write pending operations as a bundle onto the stick")
+    x.add_argument("--stick", type=Path, required=True)
+    x.add_argument("--gateway-public", type=Path, required=True, help="the gateway's public key blob")
+    v.add_parser("public-key", help="print the office's Ed25519 public key (for gateway.toml)")
+    off.set_defaults(fn=run)
