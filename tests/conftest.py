@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -56,3 +56,43 @@ def run_micropython(
 @pytest.fixture(scope="session")
 def micropython() -> Callable[..., str]:
     return run_micropython
+
+
+# -- no secrets in logs ---------------------------------------------------------
+# Every test runs with a handler on the root logger that remembers what was
+# logged; a line that looks like key material or a template (a long run of
+# hex, raw bytes of an ISO 19794-2 record, a bytes repr of 32+ bytes) fails
+# the test that produced it. Messages are formatted with their arguments,
+# and exception text attached to a record is checked too.
+import logging  # noqa: E402
+import re  # noqa: E402
+
+_SECRETISH = re.compile(r"[0-9a-fA-F]{48,}|FMR\\x00|FMR\x00|(?:\\x[0-9a-f]{2}){16,}")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.bad: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " " + str(record.exc_info[1])
+        if _SECRETISH.search(text):
+            self.bad.append(f"{record.name}: {text[:200]}")
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_in_logs() -> Iterator[None]:
+    h = _Collect()
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(h)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(h)
+        root.setLevel(old)
+    assert not h.bad, "a log line looks like key or template material:\n" + "\n".join(h.bad[:5])

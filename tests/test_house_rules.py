@@ -85,3 +85,12 @@ def test_cpython_side_never_imports_hardware_modules() -> None:
         for p in _files(d):
             for mod, _ in _imports(p):
                 assert mod not in {"machine", "network", "umqtt"}, f"{p} imports {mod}"
+
+
+def test_the_log_guard_recognises_key_and_template_material() -> None:
+    from tests.conftest import _SECRETISH
+
+    assert _SECRETISH.search("key " + bytes(range(32)).hex())
+    assert _SECRETISH.search(repr(b"FMR\x00 20\x00" + bytes(40)))
+    assert not _SECRETISH.search("bundle b.lkb refused: bad-signature")
+    assert not _SECRETISH.search("refused message on lock/lock-0001/rec: bad-tag: tag does not verify")
