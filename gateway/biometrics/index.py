@@ -184,22 +184,26 @@ class Index:
         if total == 0:
             return np.zeros(n_templates)
         idx = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(total)
-        tid = self._tids[idx].astype(np.int64)
-        qd = np.repeat(qdir, n).astype(np.float32)
-        rho = (self._dirs[idx].astype(np.float32) * np.float32(2 * np.pi / 256) - qd) % np.float32(2 * np.pi)
-        rb = np.minimum((rho * (ROT_BINS / (2 * np.pi))).astype(np.int64), ROT_BINS - 1)
+        tid = self._tids[idx]
+        # Stage 1 in integers: directions in 256ths of a turn.
+        q256 = (np.round((qdir % (2 * np.pi)) * (256 / (2 * np.pi))).astype(np.int32) % 256).astype(np.int16)
+        rho256 = (self._dirs[idx].astype(np.int16) - np.repeat(q256, n)) & 255
+        rb = ((rho256 * ROT_BINS) >> 8).astype(np.int32)
         size = np.ones(n_templates)
         m = min(n_templates, len(self._pairs))
         size[:m] = np.maximum(self._pairs[:m], 1)
         # Stage 1, rotation only (a bincount): keep the PRESELECT best.
-        acc = np.bincount(tid * ROT_BINS + rb, minlength=n_templates * ROT_BINS)[: n_templates * ROT_BINS]
+        acc = np.bincount(tid * np.int32(ROT_BINS) + rb, minlength=n_templates * ROT_BINS)[
+            : n_templates * ROT_BINS
+        ]
         acc = acc.reshape(n_templates, ROT_BINS)
         pre = (acc + np.roll(acc, 1, axis=1)).max(1) / np.sqrt(size)
         k = min(n_templates, max(PRESELECT, int(PRESELECT_SHARE * n_templates)))
         keep = np.zeros(n_templates, bool)
         keep[np.argpartition(-pre, k - 1)[:k]] = True
         h = keep[tid]
-        tid, rho, rb, idx = tid[h], rho[h], rb[h], idx[h]
+        tid, rb, idx = tid[h].astype(np.int64), rb[h].astype(np.int64), idx[h]
+        rho = rho256[h].astype(np.float32) * np.float32(2 * np.pi / 256)
         # Stage 2: rotation and translation cells for those templates' hits.
         c, s = np.cos(rho), np.sin(rho)
         pa = f.xy[np.repeat(qanchor, n)[h]]
