@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.office_cli import add_parser as add_office
 
     add_office(sub)
+    from simulators.cloud.cli import add_parser as add_cloud
+
+    add_cloud(sub)
     sim = sub.add_parser("sim", help="simulators").add_subparsers(dest="sim_verb", required=True)
     lock = sim.add_parser("lock", help="run one simulated lock (script on stdin)")
     lock.add_argument("--id", required=True)

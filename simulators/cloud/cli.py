@@ -1,0 +1,84 @@
+"""`lockedge cloud ...`: the backend's visitor flows from a shell, over a
+SQLite file. Codes are derived from per-target root keys in a JSON file
+{target: hex root} (0600), as the cloud holds them. A refusal prints its
+reason and exits 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from gateway.config import read_secret
+from gateway.issuer import CodeIssuer
+from protocol import keys
+from simulators.cloud.backend import CloudBackend, FlowError, Request
+
+
+def _backend(args: argparse.Namespace) -> CloudBackend:
+    roots = {t: bytes.fromhex(h) for t, h in json.loads(read_secret(args.roots)).items()}
+    issuer = CodeIssuer(lambda t: keys.derive(roots[t], keys.CODE, t))
+    return CloudBackend(args.db, issuer, set(roots))
+
+
+def _print_code(issued: object) -> None:
+    keypad = getattr(issued, "keypad", None)
+    print(f"keypad: {keypad or '-'}")
+    print(f"long:   {getattr(issued, 'long', '')}")
+    print(f"valid:  {getattr(issued, 'start', 0)} .. {getattr(issued, 'end', 0)} (Unix seconds)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        b = _backend(args)
+        now = int(time.time())
+        v = args.cloud_verb
+        if v == "invite":
+            tok = b.invite(
+                args.resident, args.name, args.document, args.target, now, now + int(args.hours * 3600)
+            )
+            print(f"invitation: {tok}")
+        elif v == "accept":
+            _print_code(b.accept(args.token, args.name, args.document, now))
+        elif v == "request":
+            r = Request(
+                args.name, args.document, args.position, args.occupation, args.purpose, args.frequency
+            )
+            _print_code(b.request(r, now))
+        elif v == "blacklist":
+            body = b.blacklist(args.document, 0, args.reason, now)
+            print(json.dumps({str(k): v for k, v in body.items()}))
+        elif v == "report":
+            print(b.dump())
+        return 0
+    except FlowError as e:
+        print(f"refused: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError) as e:
+        print(f"lockedge cloud: {e}", file=sys.stderr)
+        return 2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("cloud", help="the cloud backend simulator's visitor flows")
+    c.add_argument("--db", type=Path, required=True)
+    c.add_argument("--roots", type=Path, required=True, help="JSON {target: hex root key} (0600)")
+    v = c.add_subparsers(dest="cloud_verb", required=True)
+    i = v.add_parser("invite", help="a resident invites a visitor")
+    for a in ("--resident", "--name", "--document", "--target"):
+        i.add_argument(a, required=True)
+    i.add_argument("--hours", type=float, default=4)
+    a_ = v.add_parser("accept", help="the visitor opens the invitation")
+    for a in ("--token", "--name", "--document"):
+        a_.add_argument(a, required=True)
+    r = v.add_parser("request", help="self-service request at the gate")
+    for a in ("--name", "--document", "--position", "--occupation", "--purpose"):
+        r.add_argument(a, required=True)
+    r.add_argument("--frequency", default="occasional")
+    bl = v.add_parser("blacklist", help="refuse a visitor and revoke their codes")
+    bl.add_argument("--document", required=True)
+    bl.add_argument("--reason", default="blacklisted")
+    v.add_parser("report", help="what the backend received and decided")
+    c.set_defaults(fn=run)

@@ -1,0 +1,152 @@
+"""Visitor flows of the cloud backend simulator (issue 8), each with its
+refusals, and the codes they issue checked by the device-side verifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.issuer import CodeIssuer
+from protocol import keys
+from protocol.record import PassRecord
+from protocol.verifier import CodeVerifier
+from simulators.cloud.backend import CloudBackend, FlowError, Request, visitor_id
+
+ROOT = bytes(range(32))
+GATE = "gate-1"
+NOW = 1_795_000_000 - 1_795_000_000 % 3600 + 600
+
+
+def _key(target: str) -> bytes:
+    return keys.derive(ROOT, keys.CODE, target)
+
+
+def _backend(tmp: Path, approve: bool = True) -> CloudBackend:
+    return CloudBackend(tmp / "cloud.db", CodeIssuer(_key), {GATE, "lock-7"}, platform=lambda r: approve)
+
+
+def _verifier(target: str = GATE) -> CodeVerifier:
+    return CodeVerifier(target, _key(target))
+
+
+def test_invitation_gives_a_code_the_gate_accepts(tmp_path: Path) -> None:
+    b = _backend(tmp_path)
+    tok = b.invite("r-12", "Eve Moss", "P-555", GATE, NOW, NOW + 6 * 3600)
+    issued = b.accept(tok, " eve  MOSS", "p-555 ", NOW)
+    assert issued.keypad and issued.long
+    d = _verifier().keypad(issued.keypad, NOW + 60, 1)
+    assert d.granted, d.reason
+    assert _verifier().long(issued.long, NOW + 60, 1).granted
+
+
+def test_invitation_refusals(tmp_path: Path) -> None:
+    b = _backend(tmp_path)
+    tok = b.invite("r-12", "Eve Moss", "P-555", GATE, NOW, NOW + 3600)
+    for args, reason in (
+        (("nope", "Eve Moss", "P-555", NOW), "unknown-invitation"),
+        ((tok, "Eve Moss", "P-556", NOW), "identity-mismatch"),
+        ((tok, "Eva Moss", "P-555", NOW), "identity-mismatch"),
+        ((tok, "Eve Moss", "P-555", NOW + 3600), "expired"),
+    ):
+        with pytest.raises(FlowError) as e:
+            b.accept(*args)
+        assert e.value.reason == reason
+    b.accept(tok, "Eve Moss", "P-555", NOW)
+    with pytest.raises(FlowError) as e:
+        b.accept(tok, "Eve Moss", "P-555", NOW)
+    assert e.value.reason == "used"
+    with pytest.raises(FlowError) as e:
+        b.invite("r-12", "X", "Y", "gate-9", NOW, NOW + 60)
+    assert e.value.reason == "unknown-position"
+
+
+def test_self_service_validity_comes_from_the_policy(tmp_path: Path) -> None:
+    b = _backend(tmp_path)
+    courier = b.request(Request("Kim Lee", "C-1", GATE, "courier", "delivery", "frequent"), NOW)
+    assert courier.end - courier.start == 31 * 24 * 3600  # a frequent courier gets a month
+    plumber = b.request(Request("Al Ray", "C-2", GATE, "repair", "repair", "rare"), NOW)
+    assert plumber.end - plumber.start == 24 * 3600
+    assert _verifier().long(courier.long, NOW + 20 * 86400, 1).granted  # still valid on day 20
+    for r, reason in (
+        (Request("Al Ray", "C-2", "gate-9", "repair", "repair", "rare"), "unknown-position"),
+        (Request("Al Ray", "C-2", GATE, "repair", "repair", "sometimes"), "policy"),
+    ):
+        with pytest.raises(FlowError) as e:
+            b.request(r, NOW)
+        assert e.value.reason == reason
+    refusing = CloudBackend(tmp_path / "c2.db", CodeIssuer(_key), {GATE}, platform=lambda r: False)
+    with pytest.raises(FlowError) as e:
+        refusing.request(Request("Kim Lee", "C-1", GATE, "courier", "delivery", "frequent"), NOW)
+    assert e.value.reason == "community-refused"
+    assert b.report()["requests"] == {"approved": 2, "unknown-position": 1, "policy": 1}
+
+
+def test_blacklisting_mid_validity_revokes_issued_codes_and_refuses_new_ones(tmp_path: Path) -> None:
+    b = _backend(tmp_path)
+    issued = b.request(Request("Kim Lee", "C-1", GATE, "courier", "delivery", "frequent"), NOW)
+    v = _verifier()
+    assert issued.keypad and v.keypad(issued.keypad, NOW + 60, 1).granted
+    body = b.blacklist("c-1", 0, "theft reported", NOW + 3 * 86400)
+    v.blacklist.apply(body, NOW + 3 * 86400)
+    assert v.keypad(issued.keypad, NOW + 3 * 86400 + 60, 2).reason == "revoked"
+    assert v.long(issued.long, NOW + 3 * 86400 + 60, 3).reason == "revoked"
+    with pytest.raises(FlowError) as e:
+        b.request(Request("Kim Lee", "C-1", GATE, "courier", "delivery", "frequent"), NOW + 4 * 86400)
+    assert e.value.reason == "blacklisted"
+    tok = b.invite("r-1", "Kim Lee", "C-1", GATE, NOW, NOW + 30 * 86400)
+    with pytest.raises(FlowError) as e:
+        b.accept(tok, "Kim Lee", "C-1", NOW + 4 * 86400)
+    assert e.value.reason == "blacklisted"
+    # A second blacklisting is a delta from the first.
+    body2 = b.blacklist("P-9", 0, "x", NOW)
+    assert body2[1] == "delta" and body2[3] == 1
+    v.blacklist.apply(body2, NOW)
+    assert visitor_id("c-1") == visitor_id("C-1 ")
+
+
+def test_records_are_kept_once_and_gaps_show(tmp_path: Path) -> None:
+    b = _backend(tmp_path)
+    recs = [PassRecord("lock-7", s, NOW, "door-7", "code", "pc-1", True, "ok") for s in (1, 2, 4)]
+    assert [b.store_record(r, 0.0) for r in recs] == [True, True, True]
+    assert b.store_record(recs[0], 1.0) is False
+    rep = b.report()
+    assert rep["records"] == 3 and rep["duplicates_dropped"] == 1 and rep["gaps"] == {"lock-7": 1}
+    b2 = CloudBackend(tmp_path / "cloud.db", CodeIssuer(_key), {GATE})  # kept in SQLite
+    assert b2.report()["records"] == 3
+
+
+def test_cloud_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from gateway.cli import main
+    from gateway.config import write_secret
+
+    write_secret(tmp_path / "roots.json", json.dumps({GATE: ROOT.hex()}).encode())
+    base = ["cloud", "--db", str(tmp_path / "c.db"), "--roots", str(tmp_path / "roots.json")]
+    assert (
+        main([*base, "invite", "--resident", "r-1", "--name", "Eve", "--document", "P-1", "--target", GATE])
+        == 0
+    )
+    tok = capsys.readouterr().out.split()[-1]
+    assert main([*base, "accept", "--token", tok, "--name", "Eve", "--document", "P-2"]) == 2
+    assert "identity-mismatch" in capsys.readouterr().err
+    assert main([*base, "accept", "--token", tok, "--name", "Eve", "--document", "P-1"]) == 0
+    assert "keypad:" in capsys.readouterr().out
+    req = [
+        *base,
+        "request",
+        "--name",
+        "Kim",
+        "--document",
+        "C-1",
+        "--position",
+        GATE,
+        "--occupation",
+        "courier",
+    ]
+    assert main([*req, "--purpose", "delivery", "--frequency", "frequent"]) == 0
+    assert main([*base, "blacklist", "--document", "C-1"]) == 0
+    assert main([*req, "--purpose", "delivery"]) == 2
+    assert main([*base, "report"]) == 0
+    assert '"blacklisted": 1' in capsys.readouterr().out
