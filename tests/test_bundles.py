@@ -299,11 +299,16 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
         wait_for(lambda: bio.report()["delivered"].get(lid, {}).get("ok") == 1, timeout=30, what="delivery")
         assert (stick / "bundle-000001.lkb.receipt").exists() and len(bio.gallery) == 1
         sim.present_finger(iso(50, 5))
-        wait_for(lambda: sim.hal.strike_on, what="strike opened by the enrolled finger")
         cloud = s.cloud
+        # The lock's decision as recorded (its reason says why if it failed),
+        # then the strike it drove.
+        wait_for(lambda: sim.app is not None and sim.app.journal.next_seq > 1, what="the finger's decision")
         wait_for(
             lambda: any(k[0] == lid for k in cloud.received), what="the finger's pass record in the cloud"
         )
+        rec = next(r for k, r in cloud.received.items() if k[0] == lid)
+        assert (rec.kind, rec.granted, rec.reason) == ("finger", True, "ok"), rec
+        assert any(on for _t, on in sim.hal.strike_log)
         wait_for(lambda: any(k[0] == GW for k in cloud.received), what="the import's audit record")
         audit = next(r for k, r in cloud.received.items() if k[0] == GW)
         assert audit.kind == "none" and audit.ref.startswith("b:") and audit.granted
