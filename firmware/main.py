@@ -45,6 +45,9 @@ class LockApp:
         self.entry_started = 0
         self.door_was_open = False
         self.running = True
+        self.faults = 0
+        self.last_fault = ""
+        self.fault_reported = -60.0
 
     def step(self) -> None:
         mono = self.hal.mono()
@@ -90,5 +93,20 @@ class LockApp:
 
     async def run(self, period_s=0.01) -> None:  # type: ignore[no-untyped-def]
         while self.running:
-            self.step()
+            self.guarded_step()
             await asyncio.sleep(period_s)
+
+    def guarded_step(self) -> None:
+        """One step that a fault cannot end: a malformed message or a sensor
+        glitch is counted and reported (at most once a minute) and the loop
+        goes on. The watchdog is fed at the end of a step, so a fault that
+        repeats on every step still resets the board, as it should."""
+        try:
+            self.step()
+        except Exception as e:
+            self.faults += 1
+            self.last_fault = type(e).__name__
+            mono = self.hal.mono()
+            if mono - self.fault_reported >= 60:
+                self.fault_reported = mono
+                self.core.events.append({"event": "fault", "type": self.last_fault, "count": self.faults})

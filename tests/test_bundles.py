@@ -302,7 +302,15 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
         cloud = s.cloud
         # The lock's decision as recorded (its reason says why if it failed),
         # then the strike it drove.
-        wait_for(lambda: sim.app is not None and sim.app.journal.next_seq > 1, what="the finger's decision")
+        try:
+            wait_for(
+                lambda: sim.app is not None and sim.app.journal.next_seq > 1, what="the finger's decision"
+            )
+        except AssertionError:
+            app = sim.app
+            raise AssertionError(
+                f"no decision; lock faults {app and app.faults} ({app and app.last_fault})"
+            ) from None
         wait_for(
             lambda: any(k[0] == lid for k in cloud.received), what="the finger's pass record in the cloud"
         )

@@ -294,3 +294,28 @@ def test_provisioning_is_checked_before_anything_runs():
     fs.write_atomic("root.key", root)
     fs.write_atomic("mqtt.pw", b"secret")
     assert config.load(fs)["wifi_pw"] == ""
+
+
+def test_a_fault_in_one_step_does_not_stop_the_door():
+    app, hal = _app()
+    calls = [0]
+    real = hal.keypad_key
+
+    def flaky():
+        calls[0] += 1
+        if calls[0] == 3:
+            raise ValueError("glitch")
+        return real()
+
+    hal.keypad_key = flaky
+    hal.broker.up = True
+    for _ in range(6):
+        app.guarded_step()
+        hal.t += 0.5
+    assert app.faults == 1 and app.last_fault == "ValueError"
+    hal.keys = list(_code().digits) + ["#"]
+    for _ in range(4):
+        app.guarded_step()
+        hal.t += 0.5
+    assert hal.opened == 1  # still deciding after the fault
+    assert "fault" in _events(hal)
