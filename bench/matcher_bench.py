@@ -102,11 +102,9 @@ def identification(n: int, probes: int) -> dict[str, float]:
         im = fpg.impression(fpg.master(int(f), SEED + 1), 1, SEED + 1)
         p = mcc.extract(im.minutiae, im.width, im.height)
         t0 = time.perf_counter()
-        count = max(gal.CANDIDATES, int(gal.CANDIDATE_SHARE * n))
-        cand = g._index.candidates(p, n, count, g._b.xy)
         m = g.identify(p)
         lat.append(time.perf_counter() - t0)
-        hit += int(f) in set(cand.tolist())
+        hit += int(f) in set(g.candidates(p).tolist())  # outside the timing
         ident += m is not None and m.ref == f"p-{f}/1"
     return {
         "n": n,

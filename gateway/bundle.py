@@ -97,10 +97,8 @@ class RecipientKey:
 
     @staticmethod
     def new(kem: str = KEM_HYBRID) -> RecipientKey:
-        from cryptography.hazmat.primitives import serialization as s
-
         xk = x25519.X25519PrivateKey.generate().private_bytes(
-            s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption()
+            ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption()
         )
         if kem == KEM_X25519:
             return RecipientKey(cbor.encode([KEM_X25519, xk]))

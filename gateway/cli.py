@@ -87,7 +87,7 @@ def _cmd_gateway_import(args: argparse.Namespace) -> int:
 
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     svc = BioService(cfg.biometrics, cfg.id, cfg.site, cfg.state_dir, cfg.lock_keys(), outbox,
-                     lambda t, b: None, bar)  # fmt: skip
+                     lambda t, b: None, bar, matching=False)  # fmt: skip
     reports = svc.importer.import_dir(args.dir, int(time.time()))
     print()
     for r in reports:

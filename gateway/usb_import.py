@@ -106,7 +106,7 @@ class Importer:
         gateway_id: str,
         site: str,
         store: biostore.BioStore,
-        gallery: Gallery,
+        gallery: Gallery | None,
         key: bundle.RecipientKey,
         issuers: dict[bytes, ed25519.Ed25519PublicKey],
         signer: ed25519.Ed25519PrivateKey,
@@ -124,7 +124,8 @@ class Importer:
         self.audit = audit
         self.progress = progress
         self.max_bytes = max_bytes
-        load_gallery(gallery, store.state)
+        if gallery is not None:  # None: import only (the CLI, the benchmark); nothing to match against
+            load_gallery(gallery, store.state)
 
     def import_dir(self, mount: Path, now: int) -> list[Report]:
         reports = []
@@ -137,8 +138,9 @@ class Importer:
 
     def import_file(self, f: Path, now: int) -> Report:
         try:
-            if f.stat().st_size > self.max_bytes:
-                raise bundle.BundleError("too-large", f"{f.stat().st_size} bytes")
+            size = f.stat().st_size
+            if size > self.max_bytes:
+                raise bundle.BundleError("too-large", f"{size} bytes")
             data = f.read_bytes()
             hdr, payload = bundle.open_bundle(
                 data, self.issuers, self.key, self.site, now, self.store.state.last_seq
@@ -159,7 +161,8 @@ class Importer:
             return Report(f.name, "unreadable", message=e.strerror or "")
         total = len(payload.operations)
         for i, op in enumerate(payload.operations):
-            apply_to_gallery(self.gallery, op)
+            if self.gallery is not None:
+                apply_to_gallery(self.gallery, op)
             if i % 100 == 0 or i + 1 == total:
                 self.progress(f.name, i + 1, total)
         log.info("bundle %s imported: %s", f.name, applied.counts)

@@ -297,7 +297,11 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
         assert s.gateway and s.gateway.bio
         bio = s.gateway.bio
         wait_for(lambda: bio.report()["delivered"].get(lid, {}).get("ok") == 1, timeout=30, what="delivery")
-        assert (stick / "bundle-000001.lkb.receipt").exists() and len(bio.gallery) == 1
+        assert (
+            (stick / "bundle-000001.lkb.receipt").exists()
+            and bio.gallery is not None
+            and len(bio.gallery) == 1
+        )
         sim.present_finger(iso(50, 5))
         cloud = s.cloud
         # The lock's decision as recorded (its reason says why if it failed),

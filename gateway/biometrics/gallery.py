@@ -116,16 +116,19 @@ class Gallery:
             out[a : a + CHUNK] = mcc.scores(probe, self._b.take(part))
         return out
 
+    def candidates(self, probe: mcc.Features) -> np.ndarray:
+        """Template numbers the index proposes for a probe (enrolled ones)."""
+        count = max(CANDIDATES, int(CANDIDATE_SHARE * self._n))
+        cand = self._index.candidates(probe, self._n, count, self._b.xy)
+        return np.array([t for t in cand if self._refs[t] is not None], dtype=np.int64)
+
     def identify(self, probe: bytes | mcc.Features) -> Match | None:
         """The enrolled reference the probe matches, or None."""
         p = features_of(probe) if isinstance(probe, (bytes, bytearray)) else probe
         with self._lock:
-            n = self._n
             if len(self) == 0 or p.n == 0:
                 return None
-            count = max(CANDIDATES, int(CANDIDATE_SHARE * n))
-            cand = self._index.candidates(p, n, count, self._b.xy)
-            cand = np.array([t for t in cand if self._refs[t] is not None], dtype=np.int64)
+            cand = self.candidates(p)
             if not len(cand):
                 return None
             s = self.scores(p, cand)

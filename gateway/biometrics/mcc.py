@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -216,15 +217,19 @@ class Batch:
     count: np.ndarray  # (T,) int
     size: np.ndarray  # (T, 2) width, height
 
-    @property
+    # Derived once per batch (a scoring call reads them up to five times)
+    # and not stored in the gallery, which keeps only theta. Batches that get
+    # scored are the ones take() and of() return, never changed afterwards;
+    # the gallery's own growing batch is only ever read through take().
+    @cached_property
     def cos(self) -> np.ndarray:
         return np.cos(self.theta)
 
-    @property
+    @cached_property
     def sin(self) -> np.ndarray:
         return np.sin(self.theta)
 
-    @property
+    @cached_property
     def present(self) -> np.ndarray:
         return np.arange(MAX_MINUTIAE)[None, :] < self.count[:, None]
 
