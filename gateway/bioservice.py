@@ -54,6 +54,7 @@ class BioService:
         usb_backend: Any = None,
         mount_of: Callable[[usb_import.Stick], Path | None] = usb_import.mount_point,
         matching: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.id = gateway_id
@@ -63,6 +64,7 @@ class BioService:
         self.event = event
         self.usb_backend = usb_backend
         self.mount_of = mount_of
+        self.clock = clock
         # The gate's matcher; `matching=False` (a manual import) skips loading
         # it: feature extraction is about 9 ms a template.
         self.gallery = Gallery() if matching else None
@@ -103,7 +105,7 @@ class BioService:
             if mount is None:
                 continue  # not mounted yet: try again next poll
             self._seen.add(s.serial)
-            reports = self.importer.import_dir(mount, int(time.time()))
+            reports = self.importer.import_dir(mount, int(self.clock()))
             self.event({"event": "bundle-import-done", "files": len(reports),
                         "imported": sum(r.result == "imported" for r in reports)})  # fmt: skip
 
@@ -117,7 +119,7 @@ class BioService:
         if not ok:
             ref = "b:" + hashlib.sha256(rep.file.encode()).hexdigest()[:16]
         seq = self.outbox.last_seq.get(self.id, 0) + 1
-        rec = PassRecord(self.id, seq, int(time.time()), self.id, "none", ref[:40], ok,
+        rec = PassRecord(self.id, seq, int(self.clock()), self.id, "none", ref[:40], ok,
                          "ok" if ok else rep.result[:24])  # fmt: skip
         self.outbox.append([(rec.device, rec.seq, rec.encode())])
 

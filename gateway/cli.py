@@ -161,7 +161,7 @@ def _cmd_sim_lock(args: argparse.Namespace) -> int:
 def _cmd_sim_site(args: argparse.Namespace) -> int:
     from simulators import site
 
-    return site.main(args.locks, args.report)
+    return site.main(args.locks, args.report, args.scenario)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--flash", type=Path, required=True, help="directory standing for the lock's flash")
     lock.set_defaults(fn=_cmd_sim_lock)
     site = sim.add_parser("site", help="a simulated community: brokers, gateway, locks, cloud")
-    site.add_argument("--locks", type=int, default=5)
+    site.add_argument("--locks", type=int, default=20)
+    site.add_argument("--scenario", choices=("day", "mini"), default="day")
     site.add_argument("--report", type=Path, default=None, help="also write the report as JSON")
     site.set_defaults(fn=_cmd_sim_site)
     return p

@@ -10,6 +10,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +23,9 @@ from gateway.gate import Gate, GatePins
 from gateway.mqttlink import Inbound, MqttLink
 from gateway.outbox import GroupCommitter, Outbox
 from gateway.relay import Answer, CommandRelay, Refused, ToCloud, ToLock
+from gateway.schedule import AuthOp, AuthSchedule, ScheduleError
 from gateway.store import open_db
-from protocol import envelope, keys, record
+from protocol import envelope, errors, keys, record
 from protocol.errors import ProtocolError
 from protocol.verifier import CodeVerifier
 
@@ -41,6 +44,7 @@ class Stats:
     refused: dict[str, int] = field(default_factory=dict)
     last_upload: float = 0.0
     clock_drift: dict[str, float] = field(default_factory=dict)
+    auth: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, reason: str) -> None:
         key = reason.split(":")[0]
@@ -48,8 +52,18 @@ class Stats:
 
 
 class Gateway:
-    def __init__(self, cfg: cfgmod.GatewayConfig, usb_backend: Any = None, mount_of: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: cfgmod.GatewayConfig,
+        usb_backend: Any = None,
+        mount_of: Any = None,
+        clock: Callable[[], float] = time.time,
+        pin_factory: Any = None,
+    ) -> None:
+        """`clock` is the wall clock (the site simulator runs an accelerated
+        one); timers and retries stay on the monotonic clock."""
         self.cfg = cfg
+        self.clock = clock
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         cfg.cloud.check_secrets()
         cfg.local.check_secrets()
@@ -65,6 +79,8 @@ class Gateway:
         self.cloud_rx = envelope.Receiver(lambda s, t: self.k_cmd if s == "cloud" else None)
         self.inbox: queue.Queue[Inbound | tuple[str, str] | tuple[str, Any]] = queue.Queue()
         self.stats = Stats()
+        self.schedule = AuthSchedule(self.db)
+        self._next_auth_tick = 0.0
         self.availability: dict[str, str] = {}
         self._seq = self._load_seq()
         self._cursor: tuple[int, int] | None = None
@@ -80,7 +96,8 @@ class Gateway:
             f"lockedge-gw-{cfg.id}",
             cfg.cloud,
             self.inbox,
-            [f"site/{s}/lock/+/cmd", f"site/{s}/gw/{cfg.id}/rec-ack", f"site/{s}/gw/{cfg.id}/req"],
+            [f"site/{s}/lock/+/cmd", f"site/{s}/lock/+/bl"]
+            + [f"site/{s}/gw/{cfg.id}/{leaf}" for leaf in ("rec-ack", "req", "bl", "auth")],
             will=(self._t_availability(), b"offline"),
             online=(self._t_availability(), b"online"),
         )
@@ -101,6 +118,10 @@ class Gateway:
                 held_open_limit=gc.held_open_limit,
                 on_event=lambda e: self.inbox.put(("gate-event", e)),
                 on_record=lambda r: self.inbox.put(("gate-record", r.seq)),
+                pin_factory=pin_factory,
+                clock=clock,
+                identify=self._identify if cfg.biometrics is not None else None,
+                authorized=self.schedule.authorized,
             )
         self.local = MqttLink(
             "local",
@@ -114,8 +135,21 @@ class Gateway:
             self.bio = BioService(
                 cfg.biometrics, cfg.id, cfg.site, cfg.state_dir, self.lock_keys, self.outbox,
                 self._publish_local, lambda e: self.inbox.put(("bio-event", e)),
-                usb_backend=usb_backend, **({"mount_of": mount_of} if mount_of else {}),
+                usb_backend=usb_backend, clock=clock, **({"mount_of": mount_of} if mount_of else {}),
             )  # fmt: skip
+
+    def _identify(self, template: bytes) -> str | None:
+        g = self.bio.gallery if self.bio is not None else None
+        m = g.identify(template) if g is not None else None
+        return m.ref if m is not None else None
+
+    def at_gate(self, kind: str, data: Any) -> Future[Any]:
+        """Input from the gate's readers ("keypad", "scan", "finger"), decided
+        on the daemon's thread (which owns the gallery and the verifier);
+        the future resolves to the Decision."""
+        fut: Future[Any] = Future()
+        self.inbox.put(("gate-input", (kind, data, fut)))
+        return fut
 
     def _publish_local(self, topic: str, payload: bytes) -> None:
         self.local.publish(topic, payload)
@@ -149,7 +183,7 @@ class Gateway:
         return self._seq
 
     def seal_up(self, typ: str, body: object) -> bytes:
-        return envelope.seal(self.k_up, typ, self.cfg.id, self._next_seq(), int(time.time()), body)
+        return envelope.seal(self.k_up, typ, self.cfg.id, self._next_seq(), int(self.clock()), body)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -197,9 +231,14 @@ class Gateway:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 item = None
-        now = time.time()
+        now = self.clock()
         if self.gate is not None:
             self.gate.tick()
+        if time.monotonic() >= self._next_auth_tick:
+            self._next_auth_tick = time.monotonic() + 1.0
+            for op in self.schedule.tick(int(now)):
+                self.stats.auth["applied"] = self.stats.auth.get("applied", 0) + 1
+                log.info("authorization %s %s applied (%s)", op.op_id, op.action, op.object_id)
         self._perform(self.relay.tick(now))
         if self.bio is not None:
             mono = time.monotonic()
@@ -228,6 +267,8 @@ class Gateway:
                 self._ack_lock(*what)
             elif source == "gate-record":
                 self._upload_due = True
+            elif source == "gate-input":
+                self._gate_input(*what)
             elif source == "bio-event":
                 body = {str(k): v for k, v in what.items() if isinstance(v, (str, int))}
                 self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/evt", self.seal_up("evt", body))
@@ -247,7 +288,13 @@ class Gateway:
             if item.link == "local" and len(parts) == 3 and parts[0] == "lock":
                 deferred = self._from_lock(parts[1], parts[2], item)
             elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "cmd":
-                self._perform(self.relay.from_cloud(parts[3], item.payload, time.time()))
+                self._perform(self.relay.from_cloud(parts[3], item.payload, self.clock()))
+            elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "bl":
+                self._lock_blacklist(parts[3], item.payload)
+            elif item.link == "cloud" and len(parts) == 5 and parts[4] == "bl":
+                self._gate_blacklist(item.payload)
+            elif item.link == "cloud" and len(parts) == 5 and parts[4] == "auth":
+                self._auth(item.payload)
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "rec-ack":
                 self._rec_ack(item.payload)
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "req":
@@ -271,7 +318,7 @@ class Gateway:
             self._refuse(f"lock/{lock}/{kind}", "unknown lock")
             return False
         if kind == "ack":
-            self._perform(self.relay.from_lock(lock, payload, time.time()))
+            self._perform(self.relay.from_lock(lock, payload, self.clock()))
         elif kind == "evt":
             env = envelope.parse(payload)
             if env.sender != lock:
@@ -301,7 +348,7 @@ class Gateway:
         if env.sender != lock or env.type != "rec":
             raise ProtocolError("invalid-field", "record batch from another sender")
         if env.ts:  # authenticated with the lock's key: its clock, as it sees it
-            self.stats.clock_drift[lock] = round(env.ts - time.time(), 1)
+            self.stats.clock_drift[lock] = round(env.ts - self.clock(), 1)
         recs = record.batch_from_body(env.body)
         if any(r.device != lock for r in recs):
             raise ProtocolError("invalid-field", "a lock may only submit its own records")
@@ -323,16 +370,16 @@ class Gateway:
         self.stats.records_duplicate += len(res) - sum(res)
         body = [lock, [seq for _d, seq, _b in items]]
         msg = envelope.seal(
-            self.lock_keys[lock], "rec-ack", self.cfg.id, self._next_seq(), int(time.time()), body
+            self.lock_keys[lock], "rec-ack", self.cfg.id, self._next_seq(), int(self.clock()), body
         )
         self.local.publish(f"lock/{lock}/rec-ack", msg)
 
     def send_time(self, lock: str) -> None:
         """Signed time for a lock (its local key), with the gateway's monotonic
         milliseconds so the lock can discard a delayed message."""
-        body = {1: int(time.time()), 2: int(time.monotonic() * 1000)}
+        body = {1: int(self.clock()), 2: int(time.monotonic() * 1000)}
         msg = envelope.seal(
-            self.lock_keys[lock], "time", self.cfg.id, self._next_seq(), int(time.time()), body, lock
+            self.lock_keys[lock], "time", self.cfg.id, self._next_seq(), int(self.clock()), body, lock
         )
         self.local.publish(f"lock/{lock}/time", msg)
 
@@ -368,6 +415,59 @@ class Gateway:
         if item.response_topic and item.response_topic.startswith(f"site/{self.cfg.site}/"):
             topic = item.response_topic
         self.cloud.publish(topic, self.seal_up("resp", resp), correlation=item.correlation)
+
+    def _gate_input(self, kind: str, data: Any, fut: Future[Any]) -> None:
+        try:
+            if self.gate is None:
+                raise RuntimeError("this gateway runs no gate")
+            if kind == "keypad":
+                fut.set_result(self.gate.keypad(data))
+            elif kind == "scan":
+                fut.set_result(self.gate.scan(data))
+            elif kind == "finger":
+                fut.set_result(self.gate.finger(data))
+            else:
+                raise ValueError(f"no gate reader {kind!r}")
+        except Exception as e:  # the caller learns why; the loop goes on
+            fut.set_exception(e)
+
+    def _lock_blacklist(self, lock: str, payload: bytes) -> None:
+        # End to end like a command: MACed with the lock's cmd key, which the
+        # gateway does not hold; it checks only that the envelope is for
+        # this lock, then relays it unchanged.
+        env = envelope.parse(payload)
+        if lock not in self.lock_keys:
+            raise ProtocolError(errors.UNKNOWN_SENDER, "blacklist for a lock this gateway does not serve")
+        if env.type != "bl" or env.sender != "cloud" or env.rcpt != lock:
+            raise ProtocolError(errors.MALFORMED, "not a blacklist update for this lock")
+        self.local.publish(f"lock/{lock}/bl", payload)
+
+    def _gate_blacklist(self, payload: bytes) -> None:
+        env = self.cloud_rx.open(payload)
+        if env.type != "bl":
+            raise ProtocolError(errors.MALFORMED, "not a blacklist update")
+        if self.gate is None:
+            raise ProtocolError(errors.INVALID, "this gateway runs no gate")
+        self.gate.apply_blacklist(env.body)
+
+    def _auth(self, payload: bytes) -> None:
+        """A burst of grant/revoke operations for the gate's schedule. Every
+        operation is checked before any is cached: a malformed one refuses
+        the whole envelope and changes nothing."""
+        env = self.cloud_rx.open(payload)
+        if env.type != "auth" or not isinstance(env.body, list):
+            raise ProtocolError(errors.MALFORMED, "authorization body")
+        try:
+            ops = [AuthOp.from_dict(_auth_op(x)) for x in env.body]
+        except ScheduleError as e:
+            raise ProtocolError(errors.INVALID, str(e)) from None
+        for op in ops:
+            try:
+                result = self.schedule.receive(op)
+            except ScheduleError as e:
+                self._refuse("auth", f"invalid: {e}")
+                continue
+            self.stats.auth[result] = self.stats.auth.get(result, 0) + 1
 
     # -- outbound --------------------------------------------------------------
 
@@ -410,7 +510,7 @@ class Gateway:
             for e in entries:
                 self._inflight[(e.device, e.seq)] = now
             self.stats.records_uploaded += len(entries)
-            self.stats.last_upload = time.time()
+            self.stats.last_upload = self.clock()
 
     def status(self) -> dict[str, Any]:
         age = self.outbox.oldest_unacked_age()
@@ -426,6 +526,7 @@ class Gateway:
             "refused": self.stats.refused,
             "locks": self.availability,
             "clock_drift_s": self.stats.clock_drift,
+            "authorizations": self.stats.auth,
             **({"biometrics": self.bio.report()} if self.bio is not None else {}),
         }
 
@@ -434,3 +535,14 @@ class Gateway:
         (self.cfg.state_dir / "status.json").write_text(json.dumps(st))
         if self.cloud.connected.is_set():
             self.cloud.publish(self._t_status(), json.dumps(st).encode(), retain=True)
+
+
+_AUTH_FIELDS = {1: "op_id", 2: "object_id", 3: "action", 4: "auth_time", 5: "expires"}
+
+
+def _auth_op(x: object) -> dict[str, Any]:
+    """One operation of an `auth` body: {1: op id, 2: object, 3: action,
+    4: authorization time, 5: expiry (grants, optional)}."""
+    if not isinstance(x, dict):
+        raise ScheduleError("an authorization operation is a map")
+    return {name: x[k] for k, name in _AUTH_FIELDS.items() if k in x}

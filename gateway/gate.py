@@ -2,7 +2,11 @@
 
 Strike relay, door contact, exit button, status LED, buzzer. Codes typed on
 the gate keypad (or scanned long codes) are decided offline by the same
-verifier a lock runs; fingerprints arrive with the 1:N matcher (issue 7).
+verifier a lock runs. A finger is identified 1:N against the gallery the
+office's bundles built (`identify`), and then admitted only if the person
+holds an authorization in force at the gateway (`authorized`: the
+schedule of grant/revoke operations from the cloud) and is not on the
+blacklist: enrolment says who a finger belongs to, not that they may enter.
 Every decision becomes a pass record in the outbox, durably, *before* the
 strike is energised: a gate that opened leaves a record even if the power
 fails a moment later.
@@ -25,6 +29,7 @@ from typing import Any
 from gpiozero import LED, Button, Buzzer, OutputDevice
 from tinydb import TinyDB
 
+from gateway.biometrics.iso19794 import TemplateError
 from gateway.outbox import Outbox
 from protocol.record import PassRecord
 from protocol.verifier import CodeVerifier, Decision
@@ -56,6 +61,8 @@ class Gate:
         monotonic: Callable[[], float] = time.monotonic,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         on_record: Callable[[PassRecord], None] | None = None,
+        identify: Callable[[bytes], str | None] | None = None,
+        authorized: Callable[[str, int], bool] = lambda person, now: False,
     ) -> None:
         p = pins or GatePins()
         self.id = gate_id
@@ -68,6 +75,8 @@ class Gate:
         self.held_open_limit = held_open_limit
         self.on_event = on_event or (lambda e: log.warning("gate event %s", e))
         self.on_record = on_record or (lambda r: None)
+        self.identify = identify
+        self.authorized = authorized
         self.strike = OutputDevice(p.strike, pin_factory=pin_factory)
         self.contact = Button(p.contact, pin_factory=pin_factory)
         self.exit_button = Button(p.exit_button, pin_factory=pin_factory)
@@ -113,14 +122,17 @@ class Gate:
         self.on_record(rec)
         return rec
 
-    def _decide(self, d: Decision) -> Decision:
-        self._record(d.kind, d.ref, d.granted, d.reason)
-        # Used one-time codes and the throttle survive a restart.
+    def _save(self) -> None:
+        # Used one-time codes, the throttle and the blacklist survive a restart.
         snapshot = {"verifier": self.verifier.state(int(self.monotonic()))}
         if self.state.get(doc_id=1):
             self.state.update(snapshot, doc_ids=[1])
         else:
             self.state.insert(snapshot)
+
+    def _decide(self, d: Decision) -> Decision:
+        self._record(d.kind, d.ref, d.granted, d.reason)
+        self._save()
         for ev in d.events:
             self.on_event(dict(ev, gate=self.id))
         if d.granted:
@@ -138,6 +150,36 @@ class Gate:
     def scan(self, text: str) -> Decision:
         wall = self.clock()
         return self._decide(self.verifier.long(text, int(wall) if wall > 0 else None, int(self.monotonic())))
+
+    def finger(self, template: bytes) -> Decision:
+        """A finger on the gate's sensor, as the template its image gave."""
+        wall = int(self.clock())
+        person = ""
+        if self.identify is None:
+            reason = "no-match"  # no gallery: this gateway takes no bundles
+        else:
+            try:
+                ref = self.identify(template)
+            except TemplateError:
+                ref, reason = None, "bad-template"
+            else:
+                reason = "no-match"
+            if ref is not None:
+                person = ref.split("/")[0]
+                if self.verifier.blacklist.blocked(["v:" + person, person], wall):
+                    reason = "revoked"
+                elif not self.authorized(person, wall):
+                    reason = "not-authorized"
+                else:
+                    reason = "ok"
+        return self._decide(Decision(reason == "ok", reason, "finger", person))
+
+    def apply_blacklist(self, body: object) -> int:
+        """A blacklist snapshot or delta from the cloud (already verified);
+        returns the new version. ProtocolError leaves the list unchanged."""
+        v = self.verifier.blacklist.apply(body, int(self.clock()))
+        self._save()
+        return v
 
     def _open(self) -> None:
         with self._lock:

@@ -8,7 +8,9 @@
 from firmware.fsio import FlashFS
 
 
-class PowerCut(Exception):
+# A BaseException, as a power loss is nothing the firmware can catch: its
+# fault handler (`except Exception`) must not turn one into a fault count.
+class PowerCut(BaseException):
     pass
 
 

@@ -97,7 +97,13 @@ class UmqttShim:
 
 
 class SimHAL:
-    def __init__(self, wall_offset: float = 0.0, clock_set: bool = True) -> None:
+    def __init__(
+        self, wall_offset: float = 0.0, clock_set: bool = True, clock: Callable[[], float] = time.time
+    ) -> None:
+        """`clock` stands for true time (the site simulator's is accelerated);
+        the lock's own wall clock is that plus its offset, set by the
+        gateway's signed time."""
+        self.clock = clock
         self.strike_on = False
         self.strike_log: list[tuple[float, bool]] = []
         self.beeps = 0
@@ -155,10 +161,10 @@ class SimHAL:
 
     # clocks
     def time(self) -> int | None:
-        return int(time.time() + self.wall_offset) if self.clock_set else None
+        return int(self.clock() + self.wall_offset) if self.clock_set else None
 
     def set_time(self, t: int) -> None:
-        self.wall_offset = t - time.time()
+        self.wall_offset = t - self.clock()
         self.clock_set = True
 
     def mono(self) -> float:

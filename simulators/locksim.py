@@ -3,7 +3,11 @@ simulated HAL, in a thread with its own asyncio loop, with an emulated
 fingerprint module on a virtual serial line. Scriptable: type a code,
 present a finger, press the exit button, open the door, cut the power,
 boot again. The module keeps its library across the lock's power cuts, as
-the real one does in its own flash."""
+the real one does in its own flash.
+
+With `torn_writes=True` the flash is a PowerCutFS: `cut_power_during_write`
+arms it so that a later write stops part-way and the board dies there, as
+it would if the supply failed while the flash was being written."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from firmware.fpmodule import FingerprintModule
 from firmware.fsio import FlashFS
 from firmware.main import LockApp
 from simulators.fpemu import FingerprintEmulator, VirtualUART
+from simulators.lockfs import PowerCut, PowerCutFS
 from simulators.lockhal import SimHAL
 
 
@@ -33,7 +38,8 @@ def _module_match(probe: bytes, template: bytes) -> int | None:
 
 class SimLock:
     def __init__(self, lock_id: str, root_key: bytes, flash_dir: Path, gateway_id: str, port: int,
-                 password: str, hal: SimHAL | None = None, open_s: float = 1.0) -> None:  # fmt: skip
+                 password: str, hal: SimHAL | None = None, open_s: float = 1.0,
+                 torn_writes: bool = False) -> None:  # fmt: skip
         self.id = lock_id
         self.root = root_key
         self.flash = flash_dir
@@ -45,16 +51,36 @@ class SimLock:
         self.module = FingerprintEmulator(match=_module_match)
         self.app: LockApp | None = None
         self.thread: threading.Thread | None = None
+        self.torn_writes = torn_writes
+        self.fs: FlashFS | None = None
+        self.died_in_write = 0  # power cuts that tore a write
 
     def boot(self) -> SimLock:
         self.flash.mkdir(parents=True, exist_ok=True)
-        fs = FlashFS(str(self.flash))
+        fs = PowerCutFS(str(self.flash)) if self.torn_writes else FlashFS(str(self.flash))
+        self.fs = fs
         fp = FingerprintModule(VirtualUART(self.module), lambda: int(time.monotonic() * 1000))
         self.app = LockApp(self.hal, fs, self.id, self.root, self.gateway_id, "127.0.0.1", self.port,
                            self.password, open_s=self.open_s, fp=fp)  # fmt: skip
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.app.run()), daemon=True)  # type: ignore[union-attr]
+        self.thread = threading.Thread(target=self._run, args=(self.app,), daemon=True)
         self.thread.start()
         return self
+
+    def _run(self, app: LockApp) -> None:
+        try:
+            asyncio.run(app.run())
+        except PowerCut:
+            self.died_in_write += 1
+            self.hal.strike(False)  # no power: a fail-secure strike locks
+
+    def cut_power_during_write(self, after_bytes: int) -> None:
+        """The supply fails `after_bytes` into the lock's next flash writes."""
+        if not isinstance(self.fs, PowerCutFS):
+            raise RuntimeError("this lock was not built with torn_writes=True")
+        self.fs.arm(after_bytes)
+
+    def dead(self) -> bool:
+        return self.thread is not None and not self.thread.is_alive()
 
     def power_cut(self) -> None:
         """Stop at once: no goodbye, no flush beyond what was already synced."""

@@ -1,13 +1,17 @@
 """A simulated community on one machine: two real Mosquitto brokers on free
 loopback ports (cloud, local with per-lock passwords and the ACL), the
-gateway daemon, N locks running the unchanged firmware on the simulated
-HAL, and the cloud side that receives and acknowledges pass records.
+gateway daemon with its gate on gpiozero's mock pins and a simulated USB
+port, N locks running the unchanged firmware on the simulated HAL, the
+management office, and the cloud backend (SQLite) behind the receiver that
+acknowledges pass records. Everything reads one wall clock, `SimClock`,
+which a scenario moves forward: a day passes in a minute while retries,
+timeouts and back-off keep their real durations.
 
-`lockedge sim site --locks N` runs the "mini" scenario (what `make demo`
-runs until issue 8's full "day" scenario and cloud backend exist): resident
-codes and a wrong one at every door, remote unlocks end to end (one
-expired), an uplink outage while people keep coming and going, then a
-report. It exits non-zero when an invariant fails.
+`lockedge sim site --locks N --scenario day` (what `make demo` runs) plays
+the day in simulators/day.py; `--scenario mini` is the short one below:
+resident codes and a wrong one at every door, remote unlocks end to end
+(one expired), an uplink outage while people keep coming and going. Both
+print a report and exit non-zero when an invariant fails.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization as ser
+from gpiozero.pins.mock import MockFactory
+
+from gateway import bundle
 from gateway import config as gwconfig
 from gateway.config import write_secret
 from gateway.daemon import Gateway
@@ -30,11 +38,32 @@ from gateway.localbroker import acl_text
 from protocol import keys
 from protocol import passcode as pc
 from simulators.broker import Mosquitto
+from simulators.cloud.backend import CloudBackend, Request
 from simulators.cloud.receiver import CloudReceiver
+from simulators.lockhal import SimHAL
 from simulators.locksim import SimLock
+from simulators.office import Office
+from simulators.usbstick import SimBackend
 
 SITE = "site-7"
 GW = "gw-1"
+GATE = "gate-1"
+STICK = (0x0781, 0x5567, "OFFICE-0001")  # the office's provisioning stick
+
+
+class SimClock:
+    """The site's wall clock: true time plus an offset that only grows."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return time.time() + self._offset
+
+    def advance_to(self, t: float) -> None:
+        with self._lock:
+            self._offset = max(self._offset, t - time.time())
 
 
 def write_gateway_config(
@@ -72,9 +101,14 @@ def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 
 class SiteRunner:
-    def __init__(self, workdir: Path, n_locks: int, say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, workdir: Path, n_locks: int, say: Callable[[str], None] = print, torn_lock: int | None = None
+    ) -> None:
+        """`torn_lock`: index of the lock whose flash can be torn by a power cut."""
         self.dir = workdir
         self.say = say
+        self.clock = SimClock()
+        self.torn_lock = torn_lock
         self.gw_root = secrets.token_bytes(32)
         self.lock_ids = [f"lock-{i:04d}" for i in range(n_locks)]
         self.roots = {lid: secrets.token_bytes(32) for lid in self.lock_ids}
@@ -86,6 +120,23 @@ class SiteRunner:
         self.cloud: CloudReceiver | None = None
         self.locks: dict[str, SimLock] = {}
         self.violations: list[str] = []
+        self.office = Office(workdir / "office", SITE, dict(self.roots))
+        self.usb = SimBackend()
+        self.gateway_bundle_key = bundle.RecipientKey.new()
+        self.issuer = CodeIssuer(self._code_key)
+        self.backend = CloudBackend(
+            workdir / "cloud.sqlite", self.issuer, {*self.lock_ids, GATE}, platform=self._community
+        )
+
+    def _code_key(self, target: str) -> bytes:
+        root = self.gw_root if target == GATE else self.roots[target]
+        return keys.derive(root, keys.CODE, target)
+
+    @staticmethod
+    def _community(r: Request) -> bool:
+        """The community platform's answer to a self-service request (a
+        stand-in for the residents' committee: no door-to-door sales)."""
+        return r.purpose != "sales"
 
     def start(self) -> None:
         os.chmod(self.dir, 0o700)
@@ -96,15 +147,31 @@ class SiteRunner:
         self.say(
             f"brokers up: cloud 127.0.0.1:{self.cloud_broker.port}, local 127.0.0.1:{self.local_broker.port}"
         )
-        self.cloud = CloudReceiver(self.cloud_broker.port, SITE, {GW: self.gw_root}, self.roots).start()
+        self.cloud = CloudReceiver(
+            self.cloud_broker.port, SITE, {GW: self.gw_root}, self.roots, self.backend, self.clock
+        ).start()
         local_keys = {lid: keys.derive(r, keys.LOCAL, lid) for lid, r in self.roots.items()}
+        write_secret(self.dir / "bundle.key", self.gateway_bundle_key.secret)
+        office_pub = self.office.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw).hex()
+        extra = (
+            f'\n[gate]\nid = "{GATE}"\nopen_seconds = 1\n'
+            f'\n[biometrics]\nbundle_key_file = "bundle.key"\nissuers = ["{office_pub}"]\npoll_s = 0.2\n'
+            f'sticks = [{{vendor = "{STICK[0]:04x}", product = "{STICK[1]:04x}", serial = "{STICK[2]}"}}]\n'
+        )
         cfg = write_gateway_config(
             self.dir, self.gw_root, local_keys, self.passwords["gateway"], self.cloud_broker.port,
-            self.local_broker.port,
+            self.local_broker.port, extra=extra,
         )  # fmt: skip
-        self.gateway = Gateway(gwconfig.load(cfg))
+        usb = self.usb
+        self.gateway = Gateway(
+            gwconfig.load(cfg),
+            usb_backend=usb,
+            mount_of=lambda st: usb.mounts().get(st.serial),
+            clock=self.clock,
+            pin_factory=MockFactory(),
+        )
         threading.Thread(target=self.gateway.run, daemon=True).start()
-        for lid in self.lock_ids:
+        for i, lid in enumerate(self.lock_ids):
             self.locks[lid] = SimLock(
                 lid,
                 self.roots[lid],
@@ -112,6 +179,8 @@ class SiteRunner:
                 GW,
                 self.local_broker.port,
                 self.passwords[lid],
+                hal=SimHAL(clock=self.clock),
+                torn_writes=i == self.torn_lock,
             ).boot()
         ok = wait_for(lambda: all(lk.app is not None and lk.app.link.time_set for lk in self.locks.values()))
         self.check(ok, "every lock online with the gateway's signed time")
@@ -205,26 +274,47 @@ class SiteRunner:
         if self.gateway:
             self.gateway.stop()
             time.sleep(0.5)
+        self.backend.db.close()
         for b in (self.local_broker, self.cloud_broker):
             if b:
                 b.close()
 
 
-def main(n_locks: int, report_path: Path | None) -> int:
+def main(n_locks: int, report_path: Path | None, scenario: str = "day") -> int:
+    from simulators.day import Day
+
     with tempfile.TemporaryDirectory(prefix="lockedge-site-") as td:
-        runner = SiteRunner(Path(td), n_locks)
+        runner = SiteRunner(Path(td), n_locks, torn_lock=2 if scenario == "day" else None)
         try:
             runner.start()
-            report = runner.run_mini()
+            report = Day(runner).run() if scenario == "day" else runner.run_mini()
         finally:
             runner.close()
-    width = max(len(k) for k in report)
-    print("\nsite report (mini scenario)")
-    for k, v in report.items():
-        print(f"  {k:<{width}}  {v}")
+    print(table(report, f"site report ({scenario} scenario)"))
     if report_path is not None:
         report_path.write_text(json.dumps(report, indent=1))
         print(f"report written to {report_path}")
     ok = not report["invariants_failed"]
     print("all invariants hold" if ok else "INVARIANTS FAILED", file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
+
+
+def table(report: dict[str, object], title: str) -> str:
+    """The report for a terminal: one line a figure, nested maps indented."""
+    lines = [f"\n{title}"]
+
+    def put(k: str, v: object, depth: int) -> None:
+        pad = "  " * depth
+        if isinstance(v, dict) and v:
+            lines.append(f"{pad}{k}")
+            for k2, v2 in v.items():
+                put(str(k2), v2, depth + 1)
+        elif isinstance(v, list) and v:
+            lines.append(f"{pad}{k}")
+            lines.extend(f"{pad}  - {x}" for x in v)
+        else:
+            lines.append(f"{pad}{k:<{34 - len(pad)}} {v if v not in ({}, []) else '-'}")
+
+    for k, v in report.items():
+        put(k, v, 1)
+    return "\n".join(lines)

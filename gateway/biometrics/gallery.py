@@ -98,10 +98,13 @@ class Gallery:
                 self._index.remove(set(tids))
         return len(tids)
 
+    def refs_of(self, person: str) -> list[str]:
+        """The references enrolled for a person ("person/finger")."""
+        return [r for r in self._by_ref if r == person or r.startswith(person + "/")]
+
     def remove_person(self, person: str) -> int:
         """Refs are "person/finger": every finger of the person goes."""
-        refs = [r for r in self._by_ref if r == person or r.startswith(person + "/")]
-        return sum(self.remove(r) for r in refs)
+        return sum(self.remove(r) for r in self.refs_of(person))
 
     def nbytes_per_template(self) -> float:
         """The matcher's arrays (padded rows) and the index, per template."""

@@ -183,10 +183,27 @@ class CloudBackend:
             codes = [c for (c,) in self.db.execute(q, (vid, now))]
             self.db.execute("INSERT OR REPLACE INTO blacklist VALUES (?,?,?)", (vid, until, reason))
             self.db.execute("UPDATE codes SET revoked = 1 WHERE visitor = ?", (vid,))
-            row = self.db.execute("SELECT version FROM bl_version WHERE id = 1").fetchone()
-            base = row[0] if row else 0
-            self.db.execute("INSERT OR REPLACE INTO bl_version VALUES (1, ?)", (base + 1,))
-        entries = [["v:" + vid, until]] + [[c, until] for c in codes]
+            return self._next_blacklist([["v:" + vid, until]] + [[c, until] for c in codes])
+
+    def revoke_codes(self, code_ids: list[str], until: int) -> dict[int, object]:
+        """Revoke codes the backend issued (say, a tenant's who moved out)
+        before they end; returns the blacklist delta body to send."""
+        with self._lock, self.db:
+            for c in code_ids:
+                self.db.execute("UPDATE codes SET revoked = 1 WHERE code_id = ?", (c,))
+            return self._next_blacklist([[c, until] for c in code_ids])
+
+    def remember(self, issued: Issued, holder: str, how: str) -> None:
+        """Keep a code issued outside the visitor flows (a resident's)."""
+        with self._lock, self.db:
+            self._remember(issued, holder, how)
+
+    def _next_blacklist(self, entries: list[list[object]]) -> dict[int, object]:
+        # The first update is a full snapshot, later ones deltas on it; the
+        # devices refuse a delta whose base they do not hold.
+        row = self.db.execute("SELECT version FROM bl_version WHERE id = 1").fetchone()
+        base = row[0] if row else 0
+        self.db.execute("INSERT OR REPLACE INTO bl_version VALUES (1, ?)", (base + 1,))
         if base == 0:
             return {1: "full", 2: 1, 4: entries}
         return {1: "delta", 2: base + 1, 3: base, 4: entries}

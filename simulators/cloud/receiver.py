@@ -1,13 +1,16 @@
 """The cloud side of the gateway link, for tests and the site simulator:
 verifies record batches, removes duplicates by (device, sequence), acks
-them, sends commands and collects acks. (The full cloud backend with its
-SQLite store and visitor flows is issue 8.)"""
+them (after the backend's SQLite has them, when there is a backend), sends
+commands, blacklist updates and authorization bursts, and collects acks
+and events."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -17,20 +20,31 @@ from paho.mqtt.properties import Properties
 from gateway.mqttlink import nodelay
 from protocol import envelope, keys, record
 from protocol.errors import ProtocolError
+from simulators.cloud.backend import CloudBackend
 
 
 class CloudReceiver:
     def __init__(
-        self, port: int, site: str, gateways: dict[str, bytes], lock_roots: dict[str, bytes]
+        self,
+        port: int,
+        site: str,
+        gateways: dict[str, bytes],
+        lock_roots: dict[str, bytes],
+        backend: CloudBackend | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """gateways: {gateway id: root key}; lock_roots: {lock id: root key}."""
+        """gateways: {gateway id: root key}; lock_roots: {lock id: root key};
+        clock: the wall clock (accelerated in the site simulator)."""
         self.site = site
+        self.backend = backend
+        self.clock = clock
         self.gw_up = {g: keys.derive(r, keys.UPLINK, g) for g, r in gateways.items()}
         self.gw_cmd = {g: keys.derive(r, keys.CMD, g) for g, r in gateways.items()}
         self.lock_roots = lock_roots
         self.rx = envelope.Receiver(self._key_for, window=1024)
         self.lock = threading.Lock()
         self.received: dict[tuple[str, int], record.PassRecord] = {}
+        self.arrived: dict[tuple[str, int], float] = {}  # wall clock at first receipt
         self.order: dict[str, list[int]] = defaultdict(list)
         self.duplicates = 0
         self.acks: list[tuple[str, envelope.Envelope]] = []
@@ -98,27 +112,55 @@ class CloudReceiver:
         env = self.rx.open(payload)
         recs = record.batch_from_body(env.body)
         acks = []
+        now = self.clock()
         with self.lock:
             for r in recs:
+                # Acked only once kept: in SQLite when there is a backend.
+                if self.backend is not None:
+                    self.backend.store_record(r, now)
                 if r.key() in self.received:
                     self.duplicates += 1
                 else:
                     self.received[r.key()] = r
+                    self.arrived[r.key()] = now
                     self.order[r.device].append(r.seq)
                 acks.append([r.device, r.seq])
-            self.seq += 1
-            seq = self.seq + int(time.time() * 1000)
-        ack = envelope.seal(self.gw_cmd[gw], "rec-ack", "cloud", seq, int(time.time()), acks)
+        ack = envelope.seal(self.gw_cmd[gw], "rec-ack", "cloud", self._gw_seq(), int(now), acks)
         self.client.publish(f"site/{self.site}/gw/{gw}/rec-ack", ack, qos=1)
 
-    def send_command(self, lock: str, cmd_id: str, deadline: int, action: str = "unlock") -> None:
+    def _gw_seq(self) -> int:
+        # One increasing sequence for everything MACed with a gateway's cmd
+        # key (rec-ack, bl, auth): they share the gateway's replay window.
+        with self.lock:
+            self.seq += 1
+            return self.seq + int(time.time() * 1000)
+
+    def _lock_seq(self) -> int:
         with self.lock:
             self.cmd_seq += 1
-            seq = self.cmd_seq
+            return self.cmd_seq
+
+    def send_command(self, lock: str, cmd_id: str, deadline: int, action: str = "unlock") -> None:
         k = keys.derive(self.lock_roots[lock], keys.CMD, lock)
         body = {1: action, 2: cmd_id, 3: deadline}
-        wire = envelope.seal(k, "cmd", "cloud", seq, int(time.time()), body, lock)
+        wire = envelope.seal(k, "cmd", "cloud", self._lock_seq(), int(self.clock()), body, lock)
         self.client.publish(f"site/{self.site}/lock/{lock}/cmd", wire, qos=1)
+
+    def send_blacklist(self, body: dict[int, Any], locks: list[str], gateways: list[str]) -> None:
+        """A blacklist snapshot or delta to locks (end to end, each lock's
+        cmd key) and to gateways' own gates (the gateway's cmd key)."""
+        for lock in locks:
+            k = keys.derive(self.lock_roots[lock], keys.CMD, lock)
+            wire = envelope.seal(k, "bl", "cloud", self._lock_seq(), int(self.clock()), body, lock)
+            self.client.publish(f"site/{self.site}/lock/{lock}/bl", wire, qos=1)
+        for gw in gateways:
+            wire = envelope.seal(self.gw_cmd[gw], "bl", "cloud", self._gw_seq(), int(self.clock()), body)
+            self.client.publish(f"site/{self.site}/gw/{gw}/bl", wire, qos=1)
+
+    def send_auth(self, gw: str, ops: list[dict[int, Any]]) -> None:
+        """A burst of grant/revoke operations for the gateway's schedule."""
+        wire = envelope.seal(self.gw_cmd[gw], "auth", "cloud", self._gw_seq(), int(self.clock()), ops)
+        self.client.publish(f"site/{self.site}/gw/{gw}/auth", wire, qos=1)
 
     def acks_for(self, cmd_id: str) -> list[tuple[str, envelope.Envelope]]:
         with self.lock:
