@@ -59,10 +59,11 @@ pytest: setup
 
 test: lint typecheck mpy-check pytest
 
-# The simulated community (issue 8 grows it into the full "day" scenario);
+# The simulated community living a day (simulators/day.py): report on the
+# terminal and in site-report.json; non-zero exit if an invariant fails.
 # `lockedge demo` is the narrated protocol walk-through.
 demo: setup
-	$(VENV)/bin/lockedge sim site --locks 5
+	$(VENV)/bin/lockedge sim site --locks 20 --scenario day --report site-report.json
 
 bench: setup
 	$(PY) bench/protocol_bench.py

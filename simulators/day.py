@@ -182,6 +182,7 @@ class Day:
             code = r.issuer.issue(t.lock, pc.WINDOW, self.t0 - 7 * 3600, self.t0 + 30 * DAY, self.now(),
                                   holder=t.id)  # fmt: skip
             r.backend.remember(code, t.id, "resident")
+            r.backend.register_resident(t.id, t.lock, self.now())
             self.codes[t.id] = code
             assert code.keypad
             self.lock_code(t.lock, code.keypad, "ok", f"{t.id} types the resident code")
@@ -296,18 +297,25 @@ class Day:
         self.at(1, 11, 0, "residents unlock their doors remotely from the app; one command arrives late")
         cloud = self.r.cloud
         assert cloud
+        backend = self.r.backend
         for _ in range(rounds):
-            for lid in self.r.lock_ids:
-                self.cmd_n += 1
-                cid = f"app-{self.cmd_n}"
+            for t in self.tenants:
+                lid = t.lock
+                cmd = backend.remote_unlock(t.id, t.lock, self.now())
+                self.flows["remote-unlock"] = self.flows.get("remote-unlock", 0) + 1
                 t0 = time.perf_counter()
-                cloud.send_command(lid, cid, self.now() + 60)
-                ok = wait_for(lambda cid=cid: cid in cloud.ack_times, 15)  # type: ignore[misc]
-                self.r.check(ok, f"{lid}: remote unlock {cid} acknowledged")
+                cloud.send_command(lid, cmd.cmd_id, cmd.deadline)
+                ok = wait_for(lambda cid=cmd.cmd_id: cid in cloud.ack_times, 15)  # type: ignore[misc]
+                self.r.check(ok, f"{lid}: remote unlock {cmd.cmd_id} acknowledged")
                 if ok:
-                    self.rtts.append((cloud.ack_times[cid] - t0) * 1000)
+                    backend.command_done(cmd.cmd_id, "done")
+                    self.rtts.append((cloud.ack_times[cmd.cmd_id] - t0) * 1000)
                     self.expect[lid].append(Expect("remote", True, "ok", "a remote unlock", self.round))
             self.settle()
+        neighbour = self.tenants[1]
+        self.flow(
+            "remote-unlock", lambda: backend.remote_unlock(neighbour.id, self.tenants[0].lock, self.now())
+        )
         cloud.send_command(self.r.lock_ids[0], "app-late", self.now() - 1)
         ok = wait_for(lambda: bool(cloud.acks_for("app-late")), 15)
         late = cloud.acks_for("app-late")
@@ -424,7 +432,10 @@ class Day:
         r.office.delete_person(t.id, "moved out", self.now())
         self._export("move-out")
         r.check(wait_for(self._delivered([t.lock]), 60), "the deletion reached the unit door")
-        body = r.backend.revoke_codes([self.codes[t.id].code_id], 0)
+        live = r.backend.move_out(t.id, self.now())
+        r.check(live == [self.codes[t.id].code_id], "the backend knows the moved-out tenant's live code")
+        body = r.backend.revoke_codes(live, 0)
+        self.flow("remote-unlock", lambda: r.backend.remote_unlock(t.id, t.lock, self.now()))
         self._send_blacklist(body, "resident code revoked")
         pid = self.person(self.mover)
         bio = gw.bio
@@ -524,7 +535,7 @@ class Day:
             "command_rtt_ms_p50": round(q[49], 1) if rtts else None,
             "command_rtt_ms_p99": round(q[98], 1) if rtts else None,
             "commands": len(rtts),
-            "visitor_flows": dict(sorted(self.flows.items())),
+            "cloud_flows": dict(sorted(self.flows.items())),
             "gate_authorizations": dict(r.gateway.stats.auth),
             "biometrics": {"templates_at_gate": bio.get("templates"), "deliveries": bio.get("delivered")},
             "invariants_failed": r.violations,

@@ -3,12 +3,14 @@ refusals, and the codes they issue checked by the device-side verifier."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from gateway.issuer import CodeIssuer
 from protocol import keys
+from protocol import passcode as pc
 from protocol.record import PassRecord
 from protocol.verifier import CodeVerifier
 from simulators.cloud.backend import CloudBackend, FlowError, Request, visitor_id
@@ -23,7 +25,9 @@ def _key(target: str) -> bytes:
 
 
 def _backend(tmp: Path, approve: bool = True) -> CloudBackend:
-    return CloudBackend(tmp / "cloud.db", CodeIssuer(_key), {GATE, "lock-7"}, platform=lambda r: approve)
+    return CloudBackend(
+        tmp / "cloud.db", CodeIssuer(_key), {GATE, "lock-7", "lock-1"}, platform=lambda r: approve
+    )
 
 
 def _verifier(target: str = GATE) -> CodeVerifier:
@@ -150,3 +154,73 @@ def test_cloud_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*req, "--purpose", "delivery"]) == 2
     assert main([*base, "report"]) == 0
     assert '"blacklisted": 1' in capsys.readouterr().out
+
+
+def test_remote_unlock_only_for_a_current_resident_of_that_door(tmp_path: Path) -> None:
+    b = _backend(tmp_path)
+    b.register_resident("t-1", "lock-1", NOW)
+    cmd = b.remote_unlock("t-1", "lock-1", NOW, ttl=30)
+    assert cmd.lock == "lock-1" and cmd.deadline == NOW + 30
+    for who, door, reason in (("t-2", "lock-1", "not-resident"), ("t-1", "lock-9", "unknown-position")):
+        with pytest.raises(FlowError) as e:
+            b.remote_unlock(who, door, NOW)
+        assert e.value.reason == reason
+    code = b.issuer.issue("lock-1", pc.WINDOW, NOW, NOW + 86400 * 30, NOW, holder="t-1")
+    b.remember(code, "t-1", "resident")
+    assert b.move_out("t-1", NOW + 60) == [code.code_id]
+    with pytest.raises(FlowError) as e:
+        b.remote_unlock("t-1", "lock-1", NOW + 61)
+    assert e.value.reason == "moved-out"
+    # The code is revoked on the devices by the next blacklist update, a delta on the first.
+    first = b.revoke_codes([code.code_id], 0)
+    assert first == {1: "full", 2: 1, 4: [[code.code_id, 0]]}
+    assert b.revoke_codes(["x"], 0) == {1: "delta", 2: 2, 3: 1, 4: [["x", 0]]}
+    b.command_done(cmd.cmd_id, "done")
+    assert b.report()["commands"] == {"done": 1}
+
+
+def test_cloud_command_line_remote_unlock_reaches_the_broker_sealed_for_the_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from gateway.cli import main
+    from gateway.config import write_secret
+    from protocol import envelope
+    from simulators.broker import Mosquitto
+
+    write_secret(tmp_path / "roots.json", json.dumps({"lock-1": ROOT.hex()}).encode())
+    base = ["cloud", "--db", str(tmp_path / "c.db"), "--roots", str(tmp_path / "roots.json")]
+    broker = Mosquitto("cloud", workdir=tmp_path / "broker").start()
+    got: list[bytes] = []
+    arrived = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="watch")
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        got.append(bytes(m.payload))
+        arrived.set()
+
+    sub.on_message = on_message
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("site/site-7/lock/+/cmd", qos=1)
+    try:
+        sub.connect("127.0.0.1", broker.port)
+        sub.loop_start()
+        assert main([*base, "unlock", "--resident", "t-1", "--lock", "lock-1"]) == 2
+        assert "not-resident" in capsys.readouterr().err
+        assert main([*base, "resident", "--resident", "t-1", "--lock", "lock-1"]) == 0
+        time.sleep(0.3)  # the subscription is in place
+        assert main([*base, "unlock", "--resident", "t-1", "--lock", "lock-1", "--broker",
+                     f"127.0.0.1:{broker.port}"]) == 0  # fmt: skip
+        assert arrived.wait(10)
+        env = envelope.Receiver(lambda s, t: keys.derive(ROOT, keys.CMD, "lock-1")).open(got[0])
+        assert env.rcpt == "lock-1" and isinstance(env.body, dict) and env.body[1] == "unlock"
+        assert main([*base, "move-out", "--resident", "t-1"]) == 0
+        assert main([*base, "unlock", "--resident", "t-1", "--lock", "lock-1"]) == 2
+        assert "moved-out" in capsys.readouterr().err
+    finally:
+        sub.loop_stop()
+        broker.close()

@@ -162,3 +162,62 @@ def test_gateway_daemon_runs_the_gate_and_uploads_its_records(
     finally:
         s.close()
         Device.pin_factory = None
+
+
+def _finger_gate(tmp: Path, factory: MockFactory, clock: Clock, ob: Outbox, allowed: set[str]) -> Gate:
+    """A gate whose matcher knows two fingers: b"alice" and b"bob" (stand-ins
+    for templates; the real gallery is tested in test_biometrics)."""
+    from gateway.biometrics.iso19794 import TemplateError
+
+    def identify(t: bytes) -> str | None:
+        if t == b"junk":
+            raise TemplateError("not a finger minutiae record")
+        return {b"alice": "p-alice/2", b"bob": "p-bob/7"}.get(t)
+
+    v = CodeVerifier("gate-A", keys.derive(ROOT, keys.CODE, "gate-A"))
+    return Gate(
+        "gate-A", v, ob, open_db(tmp / "state.json"), GatePins(), factory, open_seconds=5,
+        clock=lambda: clock.wall, monotonic=lambda: clock.mono, identify=identify,
+        authorized=lambda person, now: person in allowed,
+    )  # fmt: skip
+
+
+def test_a_finger_opens_the_gate_only_with_an_authorization_in_force(tmp_path: Path) -> None:
+    factory, clock, ob = MockFactory(), Clock(), Outbox(tmp_path / "outbox")
+    g = _finger_gate(tmp_path, factory, clock, ob, allowed={"p-alice"})
+    try:
+        assert g.finger(b"alice").reason == "ok" and g.strike.value == 1
+        clock.advance(10)
+        g.tick()
+        assert g.strike.value == 0
+        assert g.finger(b"bob").reason == "not-authorized"  # enrolled, not permitted
+        assert g.finger(b"carol").reason == "no-match"
+        assert g.finger(b"junk").reason == "bad-template"
+        assert g.strike.value == 0
+        recs = [(r.kind, r.ref, r.granted, r.reason) for r in _records(ob)]
+        assert recs == [
+            ("finger", "p-alice", True, "ok"),
+            ("finger", "p-bob", False, "not-authorized"),
+            ("finger", "", False, "no-match"),
+            ("finger", "", False, "bad-template"),
+        ]
+    finally:
+        g.close()
+
+
+def test_a_blacklisted_person_is_refused_and_the_list_survives_a_restart(tmp_path: Path) -> None:
+    from protocol.errors import ProtocolError
+
+    factory, clock, ob = MockFactory(), Clock(), Outbox(tmp_path / "outbox")
+    g = _finger_gate(tmp_path, factory, clock, ob, allowed={"p-alice"})
+    assert g.apply_blacklist({1: "full", 2: 1, 4: [["p-alice", 0]]}) == 1
+    with pytest.raises(ProtocolError):
+        g.apply_blacklist({1: "delta", 2: 3, 3: 2, 4: []})  # a delta on a base it does not hold
+    assert g.finger(b"alice").reason == "revoked"
+    g.close()
+    g2 = _finger_gate(tmp_path, MockFactory(), clock, ob, allowed={"p-alice"})
+    try:
+        assert g2.verifier.blacklist.version == 1
+        assert g2.finger(b"alice").reason == "revoked"
+    finally:
+        g2.close()

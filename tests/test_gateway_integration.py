@@ -212,3 +212,29 @@ def test_logs_are_json_lines() -> None:
     rec = logging.LogRecord("lockedge.x", logging.WARNING, __file__, 1, "refused %s", (tricky,), None)
     out = json.loads(JsonFormatter().format(rec))
     assert out["msg"] == "refused " + tricky and out["level"] == "WARNING"
+
+
+def test_authorization_bursts_and_blacklists_from_the_cloud_are_checked_whole(site: Site) -> None:
+    """An `auth` burst with one malformed operation changes nothing; a good
+    one is cached (its repeat counted as a duplicate); a forged one is
+    refused; a lock blacklist addressed to another lock is not relayed; a
+    gate blacklist for a gateway that runs no gate is refused."""
+    gw, cloud = site.gateway, site.cloud
+    assert gw and cloud
+    good = [{1: "op-1", 2: "p-a", 3: "grant", 4: 100}, {1: "op-2", 2: "p-b", 3: "revoke", 4: 100}]
+    bad = [*good, {1: "op-3", 2: "p-c", 3: "explode", 4: 100}]
+    cloud.send_auth("gw-1", bad)
+    wait_for(lambda: gw.stats.refused.get("invalid-field", 0) >= 1, what="the malformed burst refused")
+    assert gw.stats.auth == {} and gw.schedule.pending_t.all() == []
+    forged = envelope.seal(keys.derive(bytes(32), keys.CMD, "gw-1"), "auth", "cloud", 10**13, 0, good)
+    cloud.client.publish(f"site/{SITE}/gw/gw-1/auth", forged, qos=1)
+    wait_for(lambda: gw.stats.refused.get("bad-tag", 0) >= 1, what="the forged burst refused")
+    cloud.send_auth("gw-1", good)
+    cloud.send_auth("gw-1", good[:1])
+    wait_for(lambda: gw.stats.auth.get("cached") == 2 and gw.stats.auth.get("duplicate") == 1, what="cached")
+    other = keys.derive(site.lock_roots["lock-0002"], keys.CMD, "lock-0002")
+    misdirected = envelope.seal(other, "bl", "cloud", 1, 0, {1: "full", 2: 1, 4: []}, "lock-0002")
+    cloud.client.publish(f"site/{SITE}/lock/lock-0001/bl", misdirected, qos=1)
+    wait_for(lambda: gw.stats.refused.get("malformed", 0) >= 1, what="the misdirected blacklist refused")
+    cloud.send_blacklist({1: "full", 2: 1, 4: []}, [], ["gw-1"])
+    wait_for(lambda: gw.stats.refused.get("invalid-field", 0) >= 2, what="no gate to take a blacklist")

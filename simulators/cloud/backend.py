@@ -18,6 +18,11 @@ Flows, each a method with its refusals (FlowError.reason):
 - Blacklisting a visitor mid-validity: every code issued to them is
   revoked by a signed blacklist delta (their code ids and "v:<visitor>"),
   returned for the caller to send to the devices.
+- Remote unlock by a resident: only a resident registered for that door,
+  and not moved out, gets a command (id, door, deadline); the receiver seals
+  it with the lock's own command key, so the lock checks it end to end and
+  the gateway can only relay it. Refusals: unknown-position, not-resident,
+  moved-out.
 
 Records received from the site are kept (device, sequence unique) so a
 report can count what arrived, duplicates and gaps.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -50,7 +56,18 @@ CREATE TABLE IF NOT EXISTS bl_version (id INTEGER PRIMARY KEY CHECK (id = 1), ve
 CREATE TABLE IF NOT EXISTS records (device TEXT, seq INTEGER, time INTEGER, door TEXT, kind TEXT, ref TEXT,
     granted INTEGER, reason TEXT, received_at REAL, PRIMARY KEY (device, seq));
 CREATE TABLE IF NOT EXISTS duplicates (device TEXT, seq INTEGER, received_at REAL);
+CREATE TABLE IF NOT EXISTS residents (resident TEXT, lock TEXT, since INTEGER, until_ INTEGER,
+    PRIMARY KEY (resident, lock));
+CREATE TABLE IF NOT EXISTS commands (cmd_id TEXT PRIMARY KEY, resident TEXT, lock TEXT, at INTEGER,
+    deadline INTEGER, status TEXT);
 """
+
+
+@dataclass(frozen=True)
+class Command:
+    cmd_id: str
+    lock: str
+    deadline: int
 
 
 class FlowError(Exception):
@@ -95,8 +112,6 @@ class CloudBackend:
         self.policy = policy or VisitorPolicy()
         self.platform = platform
         self._lock = threading.Lock()
-        import secrets
-
         self._token = token or (lambda: secrets.token_urlsafe(12))
 
     # -- invitation ----------------------------------------------------------------
@@ -172,6 +187,44 @@ class CloudBackend:
                         (vid, r.position, r.occupation, r.purpose, r.frequency, result, now),
                     )
 
+    # -- residents and remote unlock -----------------------------------------------------
+
+    def register_resident(self, resident: str, lock: str, now: int) -> None:
+        if lock not in self.positions:
+            raise FlowError("unknown-position", f"no lock {lock!r} at this site")
+        with self._lock, self.db:
+            self.db.execute("INSERT OR REPLACE INTO residents VALUES (?,?,?,0)", (resident, lock, now))
+
+    def move_out(self, resident: str, now: int) -> list[str]:
+        """End a resident's registrations; returns the resident codes still
+        live, for the caller to revoke on the devices."""
+        with self._lock, self.db:
+            self.db.execute(
+                "UPDATE residents SET until_ = ? WHERE resident = ? AND until_ = 0", (now, resident)
+            )
+            q = "SELECT code_id FROM codes WHERE visitor = ? AND revoked = 0 AND end_ > ?"
+            return [c for (c,) in self.db.execute(q, (resident, now))]
+
+    def remote_unlock(self, resident: str, lock: str, now: int, ttl: int = 30) -> Command:
+        if lock not in self.positions:
+            raise FlowError("unknown-position", f"no lock {lock!r} at this site")
+        with self._lock, self.db:
+            row = self.db.execute(
+                "SELECT until_ FROM residents WHERE resident = ? AND lock = ?", (resident, lock)
+            ).fetchone()
+            if row is None:
+                raise FlowError("not-resident", "only a resident of this door may unlock it remotely")
+            if row[0] and row[0] <= now:
+                raise FlowError("moved-out", "this resident has moved out")
+            cmd = Command("u-" + self._token(), lock, now + ttl)
+            self.db.execute("INSERT INTO commands VALUES (?,?,?,?,?,?)",
+                            (cmd.cmd_id, resident, lock, now, cmd.deadline, "sent"))  # fmt: skip
+            return cmd
+
+    def command_done(self, cmd_id: str, status: str) -> None:
+        with self._lock, self.db:
+            self.db.execute("UPDATE commands SET status = ? WHERE cmd_id = ?", (status, cmd_id))
+
     # -- blacklist -------------------------------------------------------------------
 
     def blacklist(self, document: str, until: int, reason: str, now: int) -> dict[int, object]:
@@ -243,8 +296,9 @@ class CloudBackend:
             dup = self.db.execute("SELECT COUNT(*) FROM duplicates").fetchone()[0]
             req = dict(self.db.execute("SELECT result, COUNT(*) FROM requests GROUP BY result").fetchall())
             total = self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+            cmds = dict(self.db.execute("SELECT status, COUNT(*) FROM commands GROUP BY status").fetchall())
         return {"records": total, "by_outcome": by_reason, "gaps": gaps, "duplicates_dropped": dup,
-                "requests": req}  # fmt: skip
+                "requests": req, "commands": cmds}  # fmt: skip
 
     def dump(self) -> str:
         return json.dumps(self.report(), sort_keys=True)

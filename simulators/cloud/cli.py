@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gateway.config import read_secret
 from gateway.issuer import CodeIssuer
-from protocol import keys
+from protocol import envelope, keys
 from simulators.cloud.backend import CloudBackend, FlowError, Request
 
 
@@ -28,6 +28,20 @@ def _print_code(issued: object) -> None:
     print(f"keypad: {keypad or '-'}")
     print(f"long:   {getattr(issued, 'long', '')}")
     print(f"valid:  {getattr(issued, 'start', 0)} .. {getattr(issued, 'end', 0)} (Unix seconds)")
+
+
+def _publish_unlock(args: argparse.Namespace, cmd_id: str, lock: str, deadline: int, now: int) -> None:
+    """Seal the command with the lock's own cmd key (end to end: the gateway
+    only relays it) and publish it on the cloud broker."""
+    import paho.mqtt.publish as publish
+
+    roots = {t: bytes.fromhex(h) for t, h in json.loads(read_secret(args.roots)).items()}
+    k = keys.derive(roots[lock], keys.CMD, lock)
+    # Sequence: Unix seconds, as the receiver simulator's commands start from.
+    wire = envelope.seal(k, "cmd", "cloud", now, now, {1: "unlock", 2: cmd_id, 3: deadline}, lock)
+    host, _, port = args.broker.rpartition(":")
+    publish.single(f"site/{args.site}/lock/{lock}/cmd", wire, qos=1, hostname=host or "127.0.0.1",
+                   port=int(port))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +64,17 @@ def run(args: argparse.Namespace) -> int:
         elif v == "blacklist":
             body = b.blacklist(args.document, 0, args.reason, now)
             print(json.dumps({str(k): v for k, v in body.items()}))
+        elif v == "resident":
+            b.register_resident(args.resident, args.lock, now)
+            print(f"{args.resident} registered at {args.lock}")
+        elif v == "move-out":
+            body = b.revoke_codes(b.move_out(args.resident, now), 0)
+            print(json.dumps({str(k): v for k, v in body.items()}))
+        elif v == "unlock":
+            cmd = b.remote_unlock(args.resident, args.lock, now, ttl=args.ttl)
+            print(f"command {cmd.cmd_id} for {cmd.lock}, deadline {cmd.deadline}")
+            if args.broker:
+                _publish_unlock(args, cmd.cmd_id, cmd.lock, cmd.deadline, now)
         elif v == "report":
             print(b.dump())
         return 0
@@ -80,5 +105,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bl = v.add_parser("blacklist", help="refuse a visitor and revoke their codes")
     bl.add_argument("--document", required=True)
     bl.add_argument("--reason", default="blacklisted")
+    rs = v.add_parser("resident", help="register a resident at their door")
+    rs.add_argument("--resident", required=True)
+    rs.add_argument("--lock", required=True)
+    mo = v.add_parser("move-out", help="end a resident's registration; print the code revocation")
+    mo.add_argument("--resident", required=True)
+    u = v.add_parser("unlock", help="a resident unlocks their door remotely")
+    u.add_argument("--resident", required=True)
+    u.add_argument("--lock", required=True)
+    u.add_argument("--ttl", type=int, default=30, help="seconds the lock may still execute it")
+    u.add_argument("--broker", help="HOST:PORT of the cloud broker: also send the sealed command")
+    u.add_argument("--site", default="site-7")
     v.add_parser("report", help="what the backend received and decided")
     c.set_defaults(fn=run)
