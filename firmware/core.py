@@ -216,7 +216,7 @@ class LockCore:
             person = slot[0] if slot else ""
             if not person:
                 reason = "no-match"  # a slot no bundle accounts for
-            elif self.verifier.blacklist.blocked(["v:" + person, person], now or 0):
+            elif self.verifier.blacklist.person_blocked(person, now or 0):
                 reason = "revoked"
             else:
                 reason = "ok"

@@ -154,24 +154,20 @@ class Gate:
     def finger(self, template: bytes) -> Decision:
         """A finger on the gate's sensor, as the template its image gave."""
         wall = int(self.clock())
-        person = ""
-        if self.identify is None:
-            reason = "no-match"  # no gallery: this gateway takes no bundles
-        else:
+        ref, person, reason = None, "", "no-match"  # no gallery: this gateway takes no bundles
+        if self.identify is not None:
             try:
                 ref = self.identify(template)
             except TemplateError:
-                ref, reason = None, "bad-template"
+                reason = "bad-template"
+        if ref is not None:
+            person = ref.split("/")[0]
+            if self.verifier.blacklist.person_blocked(person, wall):
+                reason = "revoked"
+            elif not self.authorized(person, wall):
+                reason = "not-authorized"
             else:
-                reason = "no-match"
-            if ref is not None:
-                person = ref.split("/")[0]
-                if self.verifier.blacklist.blocked(["v:" + person, person], wall):
-                    reason = "revoked"
-                elif not self.authorized(person, wall):
-                    reason = "not-authorized"
-                else:
-                    reason = "ok"
+                reason = "ok"
         return self._decide(Decision(reason == "ok", reason, "finger", person))
 
     def apply_blacklist(self, body: object) -> int:

@@ -91,6 +91,11 @@ class Blacklist:
                 return True
         return False
 
+    def person_blocked(self, person: str, now: int) -> bool:
+        """A person (a finger's owner) is listed under their id or, if the
+        backend knows them as a visitor, as "v:" + id."""
+        return self.blocked(("v:" + person, person), now)
+
     def state(self) -> list:
         return [self.version, [[i, e] for i, e in self.entries.items()]]
 

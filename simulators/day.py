@@ -28,6 +28,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from gateway.biometrics import iso19794
@@ -133,20 +134,15 @@ class Day:
         inputs form a new round."""
         self.round += 1
 
-        def done() -> bool:
-            for lid, lk in self.r.locks.items():
-                app = lk.app
-                if app is None or app.core.journal.next_seq - 1 < len(self.expect[lid]):
-                    return False
-            return True
-
-        if not wait_for(_safe(done), timeout):
-            behind = [
+        def behind() -> list[str]:
+            return [
                 lid
                 for lid, lk in self.r.locks.items()
                 if lk.app is None or lk.app.core.journal.next_seq - 1 < len(self.expect[lid])
             ]
-            self.r.check(False, f"locks decided what they were given ({', '.join(behind)} did not)")
+
+        if not wait_for(_safe(lambda: not behind()), timeout):
+            self.r.check(False, f"locks decided what they were given ({', '.join(behind())} did not)")
 
     def flow(self, name: str, fn: Callable[[], Any]) -> Any:
         try:
@@ -301,8 +297,7 @@ class Day:
         for _ in range(rounds):
             for t in self.tenants:
                 lid = t.lock
-                cmd = backend.remote_unlock(t.id, t.lock, self.now())
-                self.flows["remote-unlock"] = self.flows.get("remote-unlock", 0) + 1
+                cmd = self.flow("remote-unlock", partial(backend.remote_unlock, t.id, t.lock, self.now()))
                 t0 = time.perf_counter()
                 cloud.send_command(lid, cmd.cmd_id, cmd.deadline)
                 ok = wait_for(lambda cid=cmd.cmd_id: cid in cloud.ack_times, 15)  # type: ignore[misc]
@@ -337,7 +332,7 @@ class Day:
             self.gate("keypad", self.codes["courier"].keypad, "ok", "the courier during the outage")
             self.settle()
         backlog = r.gateway.outbox.backlog()
-        self.say_(f"  {backlog} records wait in the gateway's outbox; the cloud has {produced_before}")
+        self.r.say(f"  {backlog} records wait in the gateway's outbox; the cloud has {produced_before}")
         self.at(1, 13, 0, "the uplink is back")
         t_back = time.monotonic()
         r.cloud_broker.start()
@@ -354,9 +349,6 @@ class Day:
             "drain_after_uplink_back_s": round(drain, 2),
             "max_upload_delay_simulated_s": round(max(delays), 1) if delays else None,
         }
-
-    def say_(self, line: str) -> None:
-        self.r.say(line)
 
     def power_cut(self) -> None:
         r = self.r

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gateway.config import read_secret
 from gateway.issuer import CodeIssuer
-from protocol import envelope, keys
+from protocol import keys
 from simulators.cloud.backend import CloudBackend, FlowError, Request
 
 
@@ -31,14 +31,14 @@ def _print_code(issued: object) -> None:
 
 
 def _publish_unlock(args: argparse.Namespace, cmd_id: str, lock: str, deadline: int, now: int) -> None:
-    """Seal the command with the lock's own cmd key (end to end: the gateway
-    only relays it) and publish it on the cloud broker."""
+    """Seal the command for the lock and publish it on the cloud broker."""
     import paho.mqtt.publish as publish
 
+    from simulators.cloud.receiver import seal_command
+
     roots = {t: bytes.fromhex(h) for t, h in json.loads(read_secret(args.roots)).items()}
-    k = keys.derive(roots[lock], keys.CMD, lock)
     # Sequence: Unix seconds, as the receiver simulator's commands start from.
-    wire = envelope.seal(k, "cmd", "cloud", now, now, {1: "unlock", 2: cmd_id, 3: deadline}, lock)
+    wire = seal_command(roots[lock], lock, cmd_id, deadline, now, now)
     host, _, port = args.broker.rpartition(":")
     publish.single(f"site/{args.site}/lock/{lock}/cmd", wire, qos=1, hostname=host or "127.0.0.1",
                    port=int(port))  # fmt: skip

@@ -23,6 +23,14 @@ from protocol.errors import ProtocolError
 from simulators.cloud.backend import CloudBackend
 
 
+def seal_command(lock_root: bytes, lock: str, cmd_id: str, deadline: int, seq: int, ts: int,
+                 action: str = "unlock") -> bytes:  # fmt: skip
+    """A command as the cloud sends it: MACed with the lock's own cmd key, so
+    the lock checks it end to end and the gateway can only relay it."""
+    k = keys.derive(lock_root, keys.CMD, lock)
+    return envelope.seal(k, "cmd", "cloud", seq, ts, {1: action, 2: cmd_id, 3: deadline}, lock)
+
+
 class CloudReceiver:
     def __init__(
         self,
@@ -141,9 +149,9 @@ class CloudReceiver:
             return self.cmd_seq
 
     def send_command(self, lock: str, cmd_id: str, deadline: int, action: str = "unlock") -> None:
-        k = keys.derive(self.lock_roots[lock], keys.CMD, lock)
-        body = {1: action, 2: cmd_id, 3: deadline}
-        wire = envelope.seal(k, "cmd", "cloud", self._lock_seq(), int(self.clock()), body, lock)
+        wire = seal_command(
+            self.lock_roots[lock], lock, cmd_id, deadline, self._lock_seq(), int(self.clock()), action
+        )
         self.client.publish(f"site/{self.site}/lock/{lock}/cmd", wire, qos=1)
 
     def send_blacklist(self, body: dict[int, Any], locks: list[str], gateways: list[str]) -> None:
