@@ -218,11 +218,11 @@ def test_index_puts_every_mate_among_the_best_candidates() -> None:
     feats = [_feat(_imp(f, 0).minutiae) for f in range(400)]
     for i, f in enumerate(feats):
         ix.add(i, f)
-    xy = mcc.Batch.of(feats).xy
+    first, xy = index_mod.positions(mcc.Batch.of(feats))
     missed = [
         f
         for f in range(0, 400, 8)
-        if f not in ix.candidates(_feat(_imp(f, 1).minutiae), 400, 10, xy).tolist()
+        if f not in ix.candidates(_feat(_imp(f, 1).minutiae), 400, 10, first, xy).tolist()
     ]
     assert missed == []
 
@@ -235,12 +235,12 @@ def test_index_hashed_bound_keeps_the_mate_and_counts_exactly(monkeypatch: pytes
     feats = [_feat(_imp(f, 0).minutiae) for f in range(300)]
     for i, f in enumerate(feats):
         ix.add(i, f)
-    xy = mcc.Batch.of(feats).xy
+    first, xy = index_mod.positions(mcc.Batch.of(feats))
     probe = _feat(_imp(42, 2).minutiae)
     monkeypatch.setattr(index_mod, "PRESELECT", 20)
-    bounded = ix.votes(probe, 300, xy)
+    bounded = ix.votes(probe, 300, first, xy)
     monkeypatch.setattr(index_mod, "PRESELECT", 10**6)
-    exact = ix.votes(probe, 300, xy)
+    exact = ix.votes(probe, 300, first, xy)
     assert int(np.argmax(exact)) == 42 and bounded[42] == exact[42]
     assert np.count_nonzero(bounded) <= 20
     assert np.all((bounded == exact) | (bounded == 0))
@@ -250,10 +250,35 @@ def test_index_ignores_hits_rotated_beyond_the_matcher_limit() -> None:
     ix = Index()
     f = _feat(_imp(3, 0).minutiae)
     ix.add(0, f)
-    xy = mcc.Batch.of([f]).xy
-    upside_down = mcc.Features(-f.xy, (f.theta + np.pi) % (2 * np.pi), f.bits, f.mask, f.width, f.height)
+    first, xy = index_mod.positions(mcc.Batch.of([f]))
+    # Moved off the vote's cell edges (a zero motion sits on them).
+    shift = np.array([17.3, -23.6], np.float32)
+    moved = mcc.Features(f.xy + shift, f.theta, f.bits, f.mask, f.width, f.height)
+    upside_down = mcc.Features(
+        shift - f.xy, (f.theta + np.pi) % (2 * np.pi), f.bits, f.mask, f.width, f.height
+    )
     # Upright, nearly every pair agrees on one motion; upside down, only
     # chance coincidences of other pairs remain.
-    upright = ix.votes(f, 1, xy)[0]
+    upright = ix.votes(moved, 1, first, xy)[0]
     assert upright > 10.0
-    assert ix.votes(upside_down, 1, xy)[0] < 0.05 * upright
+    assert ix.votes(upside_down, 1, first, xy)[0] < 0.05 * upright
+
+
+def test_gallery_store_gives_the_matcher_what_it_was_given_and_forgets_cleanly() -> None:
+    # Features of ISO records (integer pixels, 256ths of a turn) survive the
+    # compact rows exactly; forgetting a template leaves the others intact.
+    recs = [_imp(f, 0) for f in range(5)]
+    feats = [gallery.features_of(iso19794.single(r.minutiae, r.width, r.height)) for r in recs]
+    g = gallery.Gallery()
+    for i, f in enumerate(feats):
+        g.enrol(f"p-{i}/1", f)
+    want = mcc.Batch.of(feats)
+    got = g._store.take(np.arange(5))
+    for name in ("bits", "mask", "count"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert np.allclose(got.xy, want.xy) and np.allclose(got.theta, want.theta, atol=1e-5)
+    rows = g._store.rows
+    assert g.remove("p-2/1") == 1 and g._store.rows == rows - feats[2].n
+    after = g._store.take(np.array([0, 1, 3, 4]))
+    assert np.array_equal(after.bits, want.bits[[0, 1, 3, 4]])
+    assert np.array_equal(after.mask, want.mask[[0, 1, 3, 4]])

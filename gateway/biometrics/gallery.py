@@ -45,11 +45,106 @@ def features_of(record: bytes) -> mcc.Features:
     return mcc.extract(v.minutiae, rec.width, rec.height)
 
 
+class _Store:
+    """Enrolled features, compact: one row per minutia, unpadded.
+
+    A row is the minutia's position (int16 pixels, as ISO records carry
+    them), its direction (a byte, 256ths of a turn, as ISO records carry
+    it) and its cylinder: six section words and the validity mask, each in
+    7 bytes (mcc puts the 52 usable cells in the low bits). Per template:
+    its first row, its minutiae count and its image size. take() rebuilds
+    the matcher's padded float arrays for the few templates being scored.
+    """
+
+    WORDS = mcc.ND + 1  # the sections, then the mask
+
+    def __init__(self) -> None:
+        self.words = np.zeros((0, self.WORDS, 7), np.uint8)
+        self.xy = np.zeros((0, 2), np.int16)
+        self.theta = np.zeros(0, np.uint8)
+        self.first = np.zeros(0, np.int64)
+        self.count = np.zeros(0, np.uint8)
+        self.size = np.zeros((0, 2), np.uint16)
+        self.rows = 0
+        self.templates = 0
+
+    @staticmethod
+    def _grown(a: np.ndarray, need: int) -> np.ndarray:
+        if need <= len(a):
+            return a
+        z = np.zeros((max(need, 64, 2 * len(a)), *a.shape[1:]), a.dtype)
+        z[: len(a)] = a
+        return z
+
+    def add(self, f: mcc.Features) -> int:
+        r, t, n = self.rows, self.templates, f.n
+        self.words = self._grown(self.words, r + n)
+        self.xy = self._grown(self.xy, r + n)
+        self.theta = self._grown(self.theta, r + n)
+        for name in ("first", "count", "size"):
+            setattr(self, name, self._grown(getattr(self, name), t + 1))
+        w = np.concatenate([f.bits, f.mask[:, None]], axis=1).astype("<u8")
+        self.words[r : r + n] = w.view(np.uint8).reshape(n, self.WORDS, 8)[:, :, :7]
+        self.xy[r : r + n] = np.clip(np.rint(f.xy), -32768, 32767)
+        self.theta[r : r + n] = np.rint(f.theta * (256 / (2 * np.pi))).astype(np.int64) % 256
+        self.first[t], self.count[t] = r, n
+        self.size[t] = (min(f.width, 65535), min(f.height, 65535))
+        self.rows, self.templates = r + n, t + 1
+        return t
+
+    def forget(self, tids: list[int]) -> None:
+        """Drop the templates' rows (zeroed first: a moved-out resident's
+        cylinders do not linger in freed memory) and close the gap."""
+        gone = np.zeros(self.rows, bool)
+        for t in tids:
+            a, n = int(self.first[t]), int(self.count[t])
+            gone[a : a + n] = True
+            self.count[t] = 0
+        for arr in (self.words, self.xy, self.theta):
+            arr[: self.rows][gone] = 0
+        keep = np.flatnonzero(~gone)
+        shift = np.concatenate([[0], np.cumsum(gone)])
+        self.first[: self.templates] -= shift[np.minimum(self.first[: self.templates], self.rows)]
+        self.words = self.words[keep].copy()
+        self.xy = self.xy[keep].copy()
+        self.theta = self.theta[keep].copy()
+        self.rows = len(keep)
+
+    def nbytes(self) -> int:
+        per_row = self.words[:1].nbytes + self.xy[:1].nbytes + self.theta[:1].nbytes
+        per_tpl = self.first[:1].nbytes + self.count[:1].nbytes + self.size[:1].nbytes
+        return self.rows * per_row + self.templates * per_tpl
+
+    def take(self, idx: np.ndarray) -> mcc.Batch:
+        t, m = len(idx), mcc.MAX_MINUTIAE
+        cnt = self.count[idx].astype(np.int64)
+        total = int(cnt.sum())
+        before = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+        row = np.repeat(self.first[idx] - before, cnt) + np.arange(total)
+        ti = np.repeat(np.arange(t), cnt)
+        mi = np.arange(total) - np.repeat(before, cnt)
+        raw = np.zeros((total, self.WORDS, 8), np.uint8)
+        raw[:, :, :7] = self.words[row]
+        w = raw.view("<u8")[..., 0].astype(np.uint64)
+        b = mcc.Batch(
+            np.zeros((t, m, 2), np.float32),
+            np.zeros((t, m), np.float32),
+            np.zeros((t, m, mcc.ND), np.uint64),
+            np.zeros((t, m), np.uint64),
+            cnt,
+            self.size[idx].astype(np.float32),
+        )
+        b.xy[ti, mi] = self.xy[row]
+        b.theta[ti, mi] = self.theta[row] * np.float32(2 * np.pi / 256)
+        b.bits[ti, mi] = w[:, : mcc.ND]
+        b.mask[ti, mi] = w[:, mcc.ND]
+        return b
+
+
 class Gallery:
     def __init__(self, threshold: float = THRESHOLD_FMR_1E4) -> None:
         self.threshold = threshold
-        self._b = mcc.Batch.of([])
-        self._n = 0  # rows used in self._b
+        self._store = _Store()
         self._refs: list[str | None] = []
         self._by_ref: dict[str, list[int]] = {}
         self._index = Index()
@@ -58,27 +153,10 @@ class Gallery:
     def __len__(self) -> int:
         return len(self._refs) - self._refs.count(None)
 
-    def _grow(self) -> None:
-        cap = max(64, 2 * len(self._b.count))
-        old = self._b
-        new = mcc.Batch.of([])
-        for name in ("xy", "theta", "bits", "mask", "count", "size"):
-            a = getattr(old, name)
-            z = np.zeros((cap, *a.shape[1:]), a.dtype)
-            z[: len(a)] = a
-            setattr(new, name, z)
-        self._b = new
-
     def enrol(self, ref: str, template: bytes | mcc.Features) -> int:
         f = features_of(template) if isinstance(template, (bytes, bytearray)) else template
         with self._lock:
-            if self._n == len(self._b.count):
-                self._grow()
-            tid = self._n
-            one = mcc.Batch.of([f])
-            for name in ("xy", "theta", "bits", "mask", "count", "size"):
-                getattr(self._b, name)[tid] = getattr(one, name)[0]
-            self._n += 1
+            tid = self._store.add(f)
             self._refs.append(ref)
             self._by_ref.setdefault(ref, []).append(tid)
             self._index.add(tid, f)
@@ -90,11 +168,8 @@ class Gallery:
             tids = self._by_ref.pop(ref, [])
             for t in tids:
                 self._refs[t] = None
-                self._b.count[t] = 0
-                self._b.mask[t] = 0
-                self._b.bits[t] = 0
-                self._b.xy[t] = 0
             if tids:
+                self._store.forget(tids)
                 self._index.remove(set(tids))
         return len(tids)
 
@@ -107,22 +182,22 @@ class Gallery:
         return sum(self.remove(r) for r in self.refs_of(person))
 
     def nbytes_per_template(self) -> float:
-        """The matcher's arrays (padded rows) and the index, per template."""
-        rows = self._b.take(np.arange(self._n))
-        arrays = sum(getattr(rows, k).nbytes for k in ("xy", "theta", "bits", "mask", "count", "size"))
-        return (arrays + self._index.nbytes()) / max(self._n, 1)
+        """The stored features and the index, per enrolled template."""
+        n = self._store.templates
+        return (self._store.nbytes() + self._index.nbytes()) / max(n, 1)
 
     def scores(self, probe: mcc.Features, tids: np.ndarray) -> np.ndarray:
         out = np.zeros(len(tids))
         for a in range(0, len(tids), CHUNK):
             part = tids[a : a + CHUNK]
-            out[a : a + CHUNK] = mcc.scores(probe, self._b.take(part))
+            out[a : a + CHUNK] = mcc.scores(probe, self._store.take(part))
         return out
 
     def candidates(self, probe: mcc.Features) -> np.ndarray:
         """Template numbers the index proposes for a probe (enrolled ones)."""
-        count = max(CANDIDATES, int(CANDIDATE_SHARE * self._n))
-        cand = self._index.candidates(probe, self._n, count, self._b.xy)
+        n = self._store.templates
+        count = max(CANDIDATES, int(CANDIDATE_SHARE * n))
+        cand = self._index.candidates(probe, n, count, self._store.first, self._store.xy)
         return np.array([t for t in cand if self._refs[t] is not None], dtype=np.int64)
 
     def identify(self, probe: bytes | mcc.Features) -> Match | None:

@@ -65,9 +65,16 @@ _NEAR = np.minimum(np.arange(256), 256 - np.arange(256)) <= MAX_ROTATION
 _ROT_BIN = ((np.arange(256) * ROT_BINS) >> 8).astype(np.uint8)
 
 
-def _pairs(xy: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+def _pairs(xy: np.ndarray, theta: np.ndarray, both_ways: bool) -> tuple[np.ndarray, ...]:
     """Continuous bin coordinates (d, a_i, a_j) of a template's pairs, each
-    pair's direction in the image (radians) and its first minutia."""
+    pair's direction in the image (radians) and its first minutia.
+
+    A pair joins a minutia to one of its NEIGHBOURS nearest. The gallery
+    keeps each such pair once (first minutia the lower-numbered); a probe
+    asks in both directions, so whichever way a gallery stored it, one of
+    the two finds it. That halves nothing at the probe and saves a third
+    of the gallery's entries (the pairs two minutiae share as mutual
+    neighbours)."""
     n = len(theta)
     if n < 2:
         z = np.zeros(0)
@@ -78,11 +85,12 @@ def _pairs(xy: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, ...]:
     d[(d < MIN_DIST) | (d >= MAX_DIST)] = np.inf
     k = min(NEIGHBOURS, n - 1)
     nb = np.argpartition(d, k - 1, axis=1)[:, :k]
-    i = np.repeat(np.arange(n), k)
-    j = nb.ravel()
+    linked = np.zeros((n, n), bool)
+    linked[np.repeat(np.arange(n), k), nb.ravel()] = True
+    linked &= np.isfinite(d)
+    linked |= linked.T
+    i, j = np.nonzero(linked if both_ways else np.triu(linked))
     dij = d[i, j]
-    ok = np.isfinite(dij)
-    i, j, dij = i[ok], j[ok], dij[ok]
     phi = np.arctan2(xy[j, 1] - xy[i, 1], xy[j, 0] - xy[i, 0])
     step = 2 * np.pi / ANGLE_BINS
     ai = ((theta[i] - phi) % (2 * np.pi)) / step
@@ -97,7 +105,7 @@ def _key(d: np.ndarray, ai: np.ndarray, aj: np.ndarray) -> np.ndarray:
 def gallery_keys(f: mcc.Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys, pair directions in 256ths of a turn, first minutia) of a
     template's pairs."""
-    d, ai, aj, phi, i = _pairs(f.xy, f.theta)
+    d, ai, aj, phi, i = _pairs(f.xy, f.theta, both_ways=False)
     k = _key(np.floor(d).astype(np.int64), np.floor(ai).astype(np.int64), np.floor(aj).astype(np.int64))
     turn = (np.round((phi % (2 * np.pi)) / (2 * np.pi) * 256).astype(np.int64) % 256).astype(np.uint8)
     return k, turn, i.astype(np.uint8)
@@ -107,7 +115,7 @@ def probe_keys(f: mcc.Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each pair's key, plus the neighbouring bin of any feature whose value
     lies within SOFT of a bin edge; with the pair's direction (radians)
     and first minutia."""
-    d, ai, aj, phi, first = _pairs(f.xy, f.theta)
+    d, ai, aj, phi, first = _pairs(f.xy, f.theta, both_ways=True)
     keys = []
     dirs = []
     anchors = []
@@ -127,15 +135,22 @@ def probe_keys(f: mcc.Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(keys), np.concatenate(dirs), np.concatenate(anchors)
 
 
+def positions(b: mcc.Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(first row per template, int16 positions) of a padded batch, the
+    layout votes() reads."""
+    m = b.xy.shape[1]
+    return np.arange(len(b.count), dtype=np.int64) * m, np.rint(b.xy.reshape(-1, 2)).astype(np.int16)
+
+
 class Index:
     """Inverted index from pair keys to template numbers."""
 
     def __init__(self) -> None:
         self._start = np.zeros(KEYS + 1, np.int64)  # CSR row starts
-        self._tids = np.zeros(0, np.int32)
+        self._tids = np.zeros(0, np.uint16)  # uint32 once template numbers pass 65,535
         self._dirs = np.zeros(0, np.uint8)
         self._anchor = np.zeros(0, np.uint8)
-        self._pairs = np.zeros(0, np.int32)  # per template number: pairs indexed
+        self._pairs = np.zeros(0, np.uint16)  # per template number: pairs indexed
         self._pending: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
 
     def add(self, tid: int, f: mcc.Features) -> None:
@@ -148,15 +163,16 @@ class Index:
         new_keys = np.concatenate([k for _t, (k, _d, _a) in self._pending])
         keys = np.concatenate([old_keys, new_keys])
         order = np.argsort(keys, kind="stable")
+        top = max(t for t, _k in self._pending) + 1
+        wide = np.uint16 if top <= 1 << 16 and self._tids.dtype == np.uint16 else np.uint32
         self._tids = np.concatenate(
-            [self._tids] + [np.full(len(k), t, np.int32) for t, (k, _d, _a) in self._pending]
+            [self._tids.astype(wide)] + [np.full(len(k), t, wide) for t, (k, _d, _a) in self._pending]
         )[order]
         self._dirs = np.concatenate([self._dirs] + [d for _t, (_k, d, _a) in self._pending])[order]
         self._anchor = np.concatenate([self._anchor] + [a for _t, (_k, _d, a) in self._pending])[order]
         self._start = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=KEYS))])
-        top = max(t for t, _k in self._pending) + 1
         if top > len(self._pairs):
-            self._pairs = np.concatenate([self._pairs, np.zeros(top - len(self._pairs), np.int32)])
+            self._pairs = np.concatenate([self._pairs, np.zeros(top - len(self._pairs), np.uint16)])
         for t, (k, _d, _a) in self._pending:
             self._pairs[t] = len(k)
         self._pending.clear()
@@ -164,7 +180,7 @@ class Index:
     def remove(self, tids: set[int]) -> None:
         self._flush()
         keys = np.repeat(np.arange(KEYS), np.diff(self._start))
-        keep = ~np.isin(self._tids, np.array(sorted(tids), dtype=np.int32))
+        keep = ~np.isin(self._tids, np.array(sorted(tids), dtype=np.int64))
         self._tids = self._tids[keep]
         self._dirs = self._dirs[keep]
         self._anchor = self._anchor[keep]
@@ -183,13 +199,14 @@ class Index:
             + self._pairs.nbytes
         )
 
-    def votes(self, f: mcc.Features, n_templates: int, xy: np.ndarray) -> np.ndarray:
+    def votes(self, f: mcc.Features, n_templates: int, first: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Per template, the largest number of its pairs that match the
         probe's under one common rigid motion: every hit implies a rotation
         (the two pairs' directions) and a translation (the anchors'
         positions); hits are counted per (template, ROT_BINS sector,
-        SHIFT_BIN-pixel cell) and the best cell wins. `xy` is the gallery's
-        (templates, minutiae, 2) position array."""
+        SHIFT_BIN-pixel cell) and the best cell wins. The gallery's
+        minutiae positions: `xy` (rows, 2) int16, template t's minutia k in
+        row first[t] + k (see positions())."""
         self._flush()
         q, qdir, qanchor = probe_keys(f)
         lo, hi = self._start[q], self._start[q + 1]
@@ -213,11 +230,11 @@ class Index:
         pc = f.xy[qanchor].astype(np.float32).view(np.complex64)[:, 0] * np.exp(-1j * qdir).astype(
             np.complex64
         )
-        width = xy.shape[1]
-        gflat = np.ascontiguousarray(xy, dtype=np.float32).reshape(-1, 2).view(np.complex64)[:, 0]
-        t = gflat.take(tid.astype(np.int64) * width + self._anchor.take(idx)) - _EXP[dirs] * np.repeat(
-            pc, n
-        ).take(near)
+        # One 4-byte read per hit: the int16 pair viewed as an int32.
+        packed = np.ascontiguousarray(xy, dtype=np.int16).view(np.int32)[:, 0]
+        row = first.take(tid.astype(np.int64)) + self._anchor.take(idx)
+        g = packed.take(row).view(np.int16).reshape(-1, 2).astype(np.float32).view(np.complex64)[:, 0]
+        t = g - _EXP[dirs] * np.repeat(pc, n).take(near)
         off = np.float32(SHIFT_BIN * SHIFT_CELLS / 2)
         xb = np.clip((t.real + off) * np.float32(1 / SHIFT_BIN), 0, SHIFT_CELLS - 1).astype(np.uint32)
         yb = np.clip((t.imag + off) * np.float32(1 / SHIFT_BIN), 0, SHIFT_CELLS - 1).astype(np.uint32)
@@ -245,8 +262,10 @@ class Index:
         np.maximum.at(v, cells // per, counts.astype(np.float64))
         return v / np.sqrt(size)
 
-    def candidates(self, f: mcc.Features, n_templates: int, count: int, xy: np.ndarray) -> np.ndarray:
-        v = self.votes(f, n_templates, xy)
+    def candidates(
+        self, f: mcc.Features, n_templates: int, count: int, first: np.ndarray, xy: np.ndarray
+    ) -> np.ndarray:
+        v = self.votes(f, n_templates, first, xy)
         count = min(count, n_templates)
         if count <= 0:
             return np.zeros(0, np.int64)

@@ -69,8 +69,13 @@ _CELL = 2 * R / NS
 _ij = np.arange(NS) - (NS - 1) / 2.0
 # Cell centres in the cylinder's local frame: (NS*NS, 2), row-major.
 _LOCAL = np.stack(np.meshgrid(_ij * _CELL, _ij * _CELL, indexing="ij"), -1).reshape(-1, 2)
+# Cells inside the circle first: only they can be set or valid, so every
+# word is below 2^52 and the gallery stores it in 7 bytes (gallery.py).
+# The local similarity is a popcount, blind to the order.
+_LOCAL = _LOCAL[np.argsort(np.hypot(_LOCAL[:, 0], _LOCAL[:, 1]) > R, kind="stable")]
 _IN_CIRCLE = np.hypot(_LOCAL[:, 0], _LOCAL[:, 1]) <= R
 _N_CIRCLE = int(_IN_CIRCLE.sum())
+WORD_BITS = _N_CIRCLE  # bits a cylinder word can use (52)
 _SECTION = -math.pi + (np.arange(ND) + 0.5) * (2 * math.pi / ND)
 _FAR = np.float32(1e12)
 _COS_PAIR = np.float32(math.cos(PAIR_ANGLE))
