@@ -81,6 +81,7 @@ _FAR = np.float32(1e12)
 _COS_PAIR = np.float32(math.cos(PAIR_ANGLE))
 _COS_DELTA = np.float32(math.cos(DELTA_THETA) - 1e-6)
 _BITW = (np.uint64(1) << np.arange(64, dtype=np.uint64)).astype(np.uint64)
+_CIRCLE = np.uint64((_IN_CIRCLE.astype(np.uint64) * _BITW).sum(dtype=np.uint64))  # a mask valid everywhere
 
 
 @dataclass(repr=False)
@@ -267,29 +268,51 @@ class Batch:
         )
 
 
+def _unpack(words: np.ndarray) -> np.ndarray:
+    """(..., ) uint64 -> (..., 64) uint8 bits, cell c at index c."""
+    return np.unpackbits(np.ascontiguousarray(words)[..., None].view(np.uint8), axis=-1, bitorder="little")
+
+
 def local_similarity(p: Features, g: Batch) -> np.ndarray:
     """(T, n_probe, M) binary-MCC local similarities, 0 where not comparable.
 
     Each cylinder's bits lie inside its own valid cells, so over the cells
     valid in both: |a| = popcount(a & mask_b), |b| = popcount(b & mask_a),
-    |a xor b| = |a| + |b| - 2 popcount(a & b)."""
-    mg = g.mask[:, None, :]  # (T, 1, M)
-    mp = p.mask[None, :, None]  # (1, n, 1)
-    shape = (len(g.count), p.n, MAX_MINUTIAE)
-    na = np.zeros(shape, np.uint16)
-    nb = np.zeros(shape, np.uint16)
+    |a xor b| = |a| + |b| - 2 popcount(a & b). This is most of a
+    comparison's cost, so each term takes its cheapest route: |a| is a
+    product of the probe's per-cell section counts with the gallery's masks
+    (one matmul); |b| and the common cells need popcounts only for probe
+    cylinders that are not valid on their whole circle (about a third);
+    popcount(a & b) runs over contiguous per-section words."""
+    t, m = len(g.count), g.bits.shape[1]
+    shape = (t, p.n, m)
+    cp = _unpack(p.bits).sum(1, dtype=np.uint8).astype(np.float32)  # (n, cells)
+    mg = _unpack(g.mask).reshape(t * m, 64).astype(np.float32)
+    # Copied into (T, n, M) order: later stages read lam row by row.
+    na = np.ascontiguousarray((cp @ mg.T).reshape(p.n, t, m).transpose(1, 0, 2))
+    nb = np.empty(shape, np.float32)
+    nb[:] = np.bitwise_count(g.bits).sum(-1, dtype=np.uint16)[:, None, :]
+    nc = np.empty(shape, np.uint8)
+    nc[:] = np.bitwise_count(g.mask)[:, None, :]
+    part = np.flatnonzero(p.mask != _CIRCLE)
+    if len(part):
+        mp = p.mask[part][None, :, None]
+        acc = np.zeros((t, len(part), m), np.uint16)
+        for k in range(ND):
+            np.add(acc, np.bitwise_count(g.bits[:, None, :, k] & mp), out=acc)
+        nb[:, part, :] = acc
+        nc[:, part, :] = np.bitwise_count(mp & g.mask[:, None, :])
     nab = np.zeros(shape, np.uint16)
+    gs = np.ascontiguousarray(g.bits.transpose(2, 0, 1))
+    ps = np.ascontiguousarray(p.bits.T)
+    w = np.empty(shape, np.uint64)
+    c = np.empty(shape, np.uint8)
     for k in range(ND):
-        pk = p.bits[None, :, None, k]
-        gk = g.bits[:, None, :, k]
-        np.add(na, np.bitwise_count(pk & mg), out=na)
-        np.add(nb, np.bitwise_count(gk & mp), out=nb)
-        np.add(nab, np.bitwise_count(pk & gk), out=nab)
-    nc = np.bitwise_count(mp & mg)
-    fa = na.astype(np.float32)
-    fb = nb.astype(np.float32)
-    denom = np.sqrt(fa) + np.sqrt(fb)
-    lam = 1.0 - np.sqrt(fa + fb - 2 * nab) / np.maximum(denom, np.float32(1e-9))
+        np.bitwise_and(ps[k][None, :, None], gs[k][:, None, :], out=w)
+        np.bitwise_count(w, out=c)
+        nab += c
+    denom = np.sqrt(na) + np.sqrt(nb)
+    lam = 1.0 - np.sqrt(np.maximum(na + nb - 2 * nab, 0)) / np.maximum(denom, np.float32(1e-9))
     cosd = (
         np.cos(p.theta)[None, :, None] * g.cos[:, None, :]
         + np.sin(p.theta)[None, :, None] * g.sin[:, None, :]
@@ -298,17 +321,41 @@ def local_similarity(p: Features, g: Batch) -> np.ndarray:
     return np.where(ok, lam, np.float32(0.0))
 
 
+def _best(lam: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per template, the flat indices and values of the k largest local
+    similarities, best first (ties: lower index first).
+
+    A partition of every (n x M) matrix costs more than the similarities'
+    arithmetic; but the k largest entries are all at least the k-th largest
+    of the row maxima (those are k entries of the matrix), and few entries
+    reach it, so only those are sorted."""
+    t, n, m = lam.shape
+    flat = lam.reshape(t, n * m)
+    if n < k:
+        order = np.lexsort((np.broadcast_to(np.arange(n * m), flat.shape), -flat), axis=1)[:, :k]
+        return order, np.take_along_axis(flat, order, 1)
+    floor = -np.partition(-lam.max(2), k - 1, axis=1)[:, k - 1]
+    tt, jj = np.nonzero(flat >= floor[:, None])
+    v = flat[tt, jj]
+    o = np.lexsort((jj, -v, tt))
+    tt, jj, v = tt[o], jj[o], v[o]
+    start = np.searchsorted(tt, np.arange(t))
+    rank = np.arange(len(tt)) - start[tt]
+    keep = rank < k
+    top_idx = np.zeros((t, k), np.int64)
+    top_val = np.zeros((t, k), lam.dtype)
+    top_idx[tt[keep], rank[keep]] = jj[keep]
+    top_val[tt[keep], rank[keep]] = v[keep]
+    return top_idx, top_val
+
+
 def _lss(lam: np.ndarray, p: Features, g: Batch) -> tuple[np.ndarray, np.ndarray]:
     """(LSS score per template, flat indices of the best pairs, best first)."""
     t = lam.shape[0]
     flat = lam.reshape(t, -1)
     npair = n_pairs(np.full(t, int((p.mask != 0).sum())), (g.mask != 0).sum(1))
     kmax = int(min(flat.shape[1], max(NP_MAX, SEEDS)))
-    top_idx = np.argpartition(-flat, kmax - 1, axis=1)[:, :kmax]
-    top_val = np.take_along_axis(flat, top_idx, 1)
-    order = np.argsort(-top_val, axis=1)
-    top_idx = np.take_along_axis(top_idx, order, 1)
-    top_val = np.take_along_axis(top_val, order, 1)
+    top_idx, top_val = _best(lam, kmax)
     ranks = np.arange(kmax)[None, :]
     lss = np.where(ranks < npair[:, None], top_val, 0.0).sum(1) / npair
     return lss, top_idx
