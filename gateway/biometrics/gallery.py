@@ -1,8 +1,9 @@
 """The gate's gallery: enrolled templates in memory, 1:N identification.
 
 Templates arrive as ISO/IEC 19794-2 records (from imported bundles); only
-their features are kept (gateway/biometrics/mcc.py), in arrays the matcher
-reads in bulk, plus the pair index (index.py). Identification: the index
+their features are kept (gateway/biometrics/mcc.py), in compact unpadded
+rows (_Store: about 2.7 KB for a template of 50 minutiae), plus the pair
+index (index.py, about 1 KB). Identification: the index
 proposes CANDIDATES templates (at least, or CANDIDATE_SHARE of the
 gallery), the full matcher scores them, and the best is accepted if its
 score reaches the threshold. The threshold is set from a target false-match

@@ -13,8 +13,8 @@ neighbours is dropped.
 
 This implementation uses Ns = 8 and Nd = 6 so that one cylinder is six
 64-bit words (one per angular section, one bit per spatial cell) plus one
-64-bit validity mask: a template of up to 56 minutiae stays under 4 KB in
-the gallery, and the popcounts of the local similarity run over the whole
+64-bit validity mask (the gallery stores each word in 7 bytes, see
+_IN_CIRCLE below), and the popcounts of the local similarity run over the whole
 candidate set at once (np.bitwise_count).
 
 Local similarity of cylinders a, b (binary MCC): over the cells valid in
