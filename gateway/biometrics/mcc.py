@@ -239,6 +239,20 @@ class Batch:
     def present(self) -> np.ndarray:
         return np.arange(MAX_MINUTIAE)[None, :] < self.count[:, None]
 
+    @cached_property
+    def pair_terms(self) -> np.ndarray:
+        """(T, 4, M): |m - g|^2 = [mx, my, 1, |m|^2] . [-2gx, -2gy, |g|^2, 1],
+        about each image's centre; padding slots are _FAR away."""
+        gx = self.xy[..., 0] - self.size[:, 0:1] / 2
+        gy = self.xy[..., 1] + self.size[:, 1:2] / 2
+        sq = np.where(self.present, gx * gx + gy * gy, _FAR)
+        return np.stack([-2 * gx, -2 * gy, sq, np.ones_like(gx)], 1).astype(np.float32)
+
+    @cached_property
+    def directions(self) -> np.ndarray:
+        """(T, 2, M): [cos, sin] of the minutiae directions."""
+        return np.stack([self.cos, self.sin], 1)
+
     @staticmethod
     def of(feats: list[Features]) -> Batch:
         t, m = len(feats), MAX_MINUTIAE
@@ -279,17 +293,22 @@ def local_similarity(p: Features, g: Batch) -> np.ndarray:
     Each cylinder's bits lie inside its own valid cells, so over the cells
     valid in both: |a| = popcount(a & mask_b), |b| = popcount(b & mask_a),
     |a xor b| = |a| + |b| - 2 popcount(a & b). This is most of a
-    comparison's cost, so each term takes its cheapest route: |a| is a
-    product of the probe's per-cell section counts with the gallery's masks
-    (one matmul); |b| and the common cells need popcounts only for probe
-    cylinders that are not valid on their whole circle (about a third);
-    popcount(a & b) runs over contiguous per-section words."""
+    comparison's cost, so each term takes its cheapest route. About two
+    thirds of the cylinders are valid on their whole circle, and against
+    those |a| is all of a, |b| all of b: |a| needs the product of a's
+    per-cell section counts with the mask only for the gallery's other
+    cylinders, |b| and the common cells popcounts only for the probe's.
+    popcount(a & b) runs over contiguous per-section words, and the
+    rest over the (T, n, M) block in place."""
     t, m = len(g.count), g.bits.shape[1]
     shape = (t, p.n, m)
-    cp = _unpack(p.bits).sum(1, dtype=np.uint8).astype(np.float32)  # (n, cells)
-    mg = _unpack(g.mask).reshape(t * m, 64).astype(np.float32)
-    # Copied into (T, n, M) order: later stages read lam row by row.
-    na = np.ascontiguousarray((cp @ mg.T).reshape(p.n, t, m).transpose(1, 0, 2))
+    na = np.empty(shape, np.float32)
+    na[:] = np.bitwise_count(p.bits).sum(1, dtype=np.uint16)[None, :, None]
+    na *= (g.mask != 0)[:, None, :]
+    tp, jp = np.nonzero((g.mask != _CIRCLE) & (g.mask != 0))
+    if len(tp):
+        cp = _unpack(p.bits).sum(1, dtype=np.uint8).astype(np.float32)  # (n, cells)
+        na[tp, :, jp] = _unpack(g.mask[tp, jp]).astype(np.float32) @ cp.T
     nb = np.empty(shape, np.float32)
     nb[:] = np.bitwise_count(g.bits).sum(-1, dtype=np.uint16)[:, None, :]
     nc = np.empty(shape, np.uint8)
@@ -311,14 +330,20 @@ def local_similarity(p: Features, g: Batch) -> np.ndarray:
         np.bitwise_and(ps[k][None, :, None], gs[k][:, None, :], out=w)
         np.bitwise_count(w, out=c)
         nab += c
-    denom = np.sqrt(na) + np.sqrt(nb)
-    lam = 1.0 - np.sqrt(np.maximum(na + nb - 2 * nab, 0)) / np.maximum(denom, np.float32(1e-9))
-    cosd = (
-        np.cos(p.theta)[None, :, None] * g.cos[:, None, :]
-        + np.sin(p.theta)[None, :, None] * g.sin[:, None, :]
-    )
-    ok = (nc >= MIN_COMMON * _N_CIRCLE) & (cosd >= _COS_DELTA) & (denom > 0)
-    return np.where(ok, lam, np.float32(0.0))
+    # Counts are small integers, exact in float32: |a xor b| >= 0 as is.
+    x = na + nb
+    x -= nab
+    x -= nab
+    np.sqrt(x, out=x)
+    denom = np.sqrt(na, out=na)
+    denom += np.sqrt(nb, out=nb)
+    ok = (nc >= MIN_COMMON * _N_CIRCLE) & (denom > 0)
+    ok &= np.matmul(np.stack([np.cos(p.theta), np.sin(p.theta)], 1), g.directions) >= _COS_DELTA
+    np.maximum(denom, np.float32(1e-9), out=denom)
+    x /= denom
+    lam = np.subtract(np.float32(1.0), x, out=x)
+    lam *= ok
+    return lam
 
 
 def _best(lam: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -371,76 +396,117 @@ def _move(p: Features, c: np.ndarray, s: np.ndarray, tx: np.ndarray, ty: np.ndar
     return mx, my, c[..., None] * pc - s[..., None] * ps, s[..., None] * pc + c[..., None] * ps
 
 
-def _d2(g: Batch, mx: np.ndarray, my: np.ndarray, mc: np.ndarray, ms: np.ndarray) -> np.ndarray:
-    """Squared distances (T, S, n, M), 1e12 where the pair is outside the
-    tolerances (directions compared through cos(a - b) >= cos(limit))."""
-    cosd = mc[..., None] * g.cos[:, None, None, :] + ms[..., None] * g.sin[:, None, None, :]
-    dx = mx[..., None] - g.xy[:, None, None, :, 0]
-    dy = my[..., None] - g.xy[:, None, None, :, 1]
-    d2 = dx * dx + dy * dy
-    return np.where((d2 <= PAIR_DIST**2) & (cosd >= _COS_PAIR) & g.present[:, None, None, :], d2, _FAR)
+def _near(g: Batch, mx: np.ndarray, my: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices into (T, S, n, M) of the (moved probe, gallery) minutia
+    pairs within PAIR_DIST, ascending, with their squared distances.
+
+    One small matrix product per template (|m - g|^2 expanded) instead of
+    elementwise passes over the whole block, of which only a few hundred
+    entries are near: coordinates are taken about each gallery image's
+    centre, so float32 keeps the distances to a few thousandths of a pixel;
+    padding slots are _FAR away."""
+    t, k, n = mx.shape
+    a = np.empty((t, k, n, 4), np.float32)
+    a[..., 0] = mx - (g.size[:, 0] / 2)[:, None, None]
+    a[..., 1] = my + (g.size[:, 1] / 2)[:, None, None]
+    a[..., 2] = 1.0
+    a[..., 3] = a[..., 0] * a[..., 0] + a[..., 1] * a[..., 1]
+    d2 = np.matmul(a.reshape(t, k * n, 4), g.pair_terms).reshape(-1)
+    idx = np.flatnonzero(d2 <= PAIR_DIST**2)
+    return idx, d2[idx]
+
+
+def _nearest(group: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """Which entries are the nearest of their group (ties: the earlier
+    entry; the sort is stable)."""
+    order = np.lexsort((d2, group))
+    first = np.ones(len(group), bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    out = np.zeros(len(group), bool)
+    out[order[first]] = True
+    return out
 
 
 def _pairs(p: Features, g: Batch, c: np.ndarray, s: np.ndarray, tx: np.ndarray, ty: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Move the probe by each alignment (T, S) and pair minutiae by mutual
-    nearest neighbour within the tolerances: (hit (T,S,n), partner (T,S,n),
-    moved x, moved y)."""
+    nearest neighbour within the tolerances (distance, and directions
+    through cos(a - b) >= cos(PAIR_ANGLE)); ties go to the lower index.
+    Returns (hit (T,S,n), partner (T,S,n), moved x, moved y); a partner
+    means nothing where there is no hit."""
     mx, my, mc, ms = _move(p, c, s, tx, ty)
-    d2 = _d2(g, mx, my, mc, ms)
-    best_g = d2.argmin(-1)  # (T, S, n)
-    best_p = d2.argmin(-2)  # (T, S, M)
-    mutual = np.take_along_axis(best_p, best_g, -1) == np.arange(p.n)
-    hit = mutual & (np.take_along_axis(d2, best_g[..., None], -1)[..., 0] < _FAR)
-    return hit, best_g, mx, my
-
-
-def _kabsch(
-    a: np.ndarray, b: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted least-squares rotation and translation taking points a to
-    points b (2-D Kabsch): a, b (..., n, 2), w (..., n) -> cos, sin, tx, ty."""
-    sw = np.maximum(w.sum(-1), 1e-9)
-    am = (w[..., None] * a).sum(-2) / sw[..., None]
-    bm = (w[..., None] * b).sum(-2) / sw[..., None]
-    da = a - am[..., None, :]
-    db = b - bm[..., None, :]
-    h00 = (w * da[..., 0] * db[..., 0]).sum(-1)
-    h11 = (w * da[..., 1] * db[..., 1]).sum(-1)
-    h01 = (w * da[..., 0] * db[..., 1]).sum(-1)
-    h10 = (w * da[..., 1] * db[..., 0]).sum(-1)
-    phi = np.arctan2(h01 - h10, h00 + h11)
-    c, s = np.cos(phi), np.sin(phi)
-    tx = bm[..., 0] - (c * am[..., 0] - s * am[..., 1])
-    ty = bm[..., 1] - (s * am[..., 0] + c * am[..., 1])
-    return c, s, tx, ty
+    t, k, n = mx.shape
+    m = g.xy.shape[1]
+    idx, d2 = _near(g, mx, my)
+    row, j = idx // m, idx % m  # row: (template, alignment, probe minutia)
+    tj = row // (k * n) * m + j
+    cosd = mc.reshape(-1)[row] * g.cos.reshape(-1)[tj] + ms.reshape(-1)[row] * g.sin.reshape(-1)[tj]
+    keep = cosd >= _COS_PAIR
+    row, j, d2 = row[keep], j[keep], d2[keep]
+    # Nearest per probe minutia, and per gallery minutia of the same
+    # alignment; a mutual pair is both.
+    mutual = _nearest(row, d2) & _nearest(row // n * m + j, d2)
+    hit = np.zeros(t * k * n, bool)
+    partner = np.zeros(t * k * n, np.intp)
+    hit[row[mutual]] = True
+    partner[row[mutual]] = j[mutual]
+    return hit.reshape(t, k, n), partner.reshape(t, k, n), mx, my
 
 
 def _fit(p: Features, g: Batch, hit: np.ndarray, partner: np.ndarray
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Refit each alignment on the pairs it found."""
-    q = g.xy[np.arange(hit.shape[0])[:, None, None], partner]  # (T, K, n, 2)
-    return _kabsch(p.xy, q, hit.astype(np.float32))
+    """Refit each alignment (T, S) on the pairs it found: the least-squares
+    rotation and translation taking the probe's paired minutiae onto their
+    partners (2-D Kabsch), from per-alignment sums over the pairs only."""
+    t, k, _n = hit.shape
+    ti, ki, ii = np.nonzero(hit)
+    grp = ti * k + ki
+    a = p.xy[ii].astype(np.float64)
+    b = g.xy[ti, partner[ti, ki, ii]].astype(np.float64)
+
+    def total(w: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(grp, w, minlength=t * k).reshape(t, k)
+
+    sw = np.maximum(total(), 1)
+    ax, ay, bx, by = (total(v) / sw for v in (a[:, 0], a[:, 1], b[:, 0], b[:, 1]))
+    # Cross-covariances from raw sums (float64: the cancellation is harmless).
+    h00 = total(a[:, 0] * b[:, 0]) / sw - ax * bx
+    h11 = total(a[:, 1] * b[:, 1]) / sw - ay * by
+    h01 = total(a[:, 0] * b[:, 1]) / sw - ax * by
+    h10 = total(a[:, 1] * b[:, 0]) / sw - ay * bx
+    phi = np.arctan2(h01 - h10, h00 + h11)
+    c, s = np.cos(phi), np.sin(phi)
+    tx = bx - (c * ax - s * ay)
+    ty = by - (s * ax + c * ay)
+    return (c.astype(np.float32), s.astype(np.float32), tx.astype(np.float32), ty.astype(np.float32))
 
 
-def _grid(g: Batch) -> tuple[np.ndarray, np.ndarray]:
-    """Per template, a (rows, cols) uint8 grid: bit k of a cell is set when a
-    gallery minutia of direction sextant k-1, k or k+1 lies in that cell or
-    a neighbouring one. Returns the grids and each one's flat offset."""
+def _grid(g: Batch) -> np.ndarray:
+    """Per template, a (rows, cols) uint8 grid of GRID-pixel cells: bit k of
+    a cell is set when a gallery minutia of direction sextant k-1, k or k+1
+    lies in that cell or a neighbouring one. Cells start at (-2, -2) and the
+    grid ends two cells past the image, so its outer ring stays empty and a
+    position off the grid can be clipped onto it."""
     t = len(g.count)
-    gx = np.floor(g.xy[..., 0] / GRID).astype(np.int32) + 1
-    gy = np.floor(-g.xy[..., 1] / GRID).astype(np.int32) + 1
-    gw = int(np.ceil(g.size[:, 0].max() / GRID)) + 3
-    gh = int(np.ceil(g.size[:, 1].max() / GRID)) + 3
-    k = (np.floor(g.theta / (np.pi / 3)).astype(np.int32)) % 6
-    bits = ((1 << k) | (1 << ((k + 1) % 6)) | (1 << ((k + 5) % 6))).astype(np.uint8)
-    bits = np.where(g.present, bits, 0).astype(np.uint8)
+    gx = np.floor(g.xy[..., 0] / GRID).astype(np.intp) + 2
+    gy = np.floor(-g.xy[..., 1] / GRID).astype(np.intp) + 2
+    gw = int(np.ceil(g.size[:, 0].max() / GRID)) + 5
+    gh = int(np.ceil(g.size[:, 1].max() / GRID)) + 5
+    k = np.floor(g.theta / (np.pi / 3)).astype(np.intp) % 6
+    bits = np.where(g.present, np.left_shift(1, k), 0).astype(np.uint8)
     grid = np.zeros((t, gh, gw), np.uint8)
     ti = np.broadcast_to(np.arange(t)[:, None], gx.shape)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            np.bitwise_or.at(grid, (ti, np.clip(gy + dy, 0, gh - 1), np.clip(gx + dx, 0, gw - 1)), bits)
-    return grid, np.arange(t) * gh * gw
+    # Validated records keep minutiae inside the image; the clip only keeps
+    # a stray one from writing into another template's grid.
+    np.bitwise_or.at(grid, (ti, np.clip(gy, 1, gh - 2), np.clip(gx, 1, gw - 2)), bits)
+    grid |= ((grid << 1) | (grid << 5) | (grid >> 1) | (grid >> 5)) & 63  # adjacent sextants
+    wide = grid.copy()  # then the 3 x 3 neighbourhood, one axis at a time
+    wide[:, :, 1:] |= grid[:, :, :-1]
+    wide[:, :, :-1] |= grid[:, :, 1:]
+    grid[:] = wide
+    grid[:, 1:] |= wide[:, :-1]
+    grid[:, :-1] |= wide[:, 1:]
+    return grid
 
 
 def _consolidate(p: Features, g: Batch, seeds: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -463,16 +529,16 @@ def _consolidate(p: Features, g: Batch, seeds: np.ndarray, lam: np.ndarray) -> n
     # moved probe minutiae land near a gallery minutia of similar
     # direction. O(n) per seed instead of O(n * M); the KEEP best are then
     # paired exactly and refined.
-    grid, off = _grid(g)
-    mx = c[..., None] * p.xy[:, 0] - s[..., None] * p.xy[:, 1] + tx[..., None]  # (T, S, n)
-    my = s[..., None] * p.xy[:, 0] + c[..., None] * p.xy[:, 1] + ty[..., None]
-    cx = np.floor(mx / GRID).astype(np.int32) + 1
-    cy = np.floor(-my / GRID).astype(np.int32) + 1
+    grid = _grid(g)
     gh, gw = grid.shape[1], grid.shape[2]
-    inside = (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh)
-    cell = grid.reshape(-1)[off[:, None, None] + np.clip(cy, 0, gh - 1) * gw + np.clip(cx, 0, gw - 1)]
-    sext = (np.floor((p.theta + rot[..., None]) / (np.pi / 3)).astype(np.int32)) % 6
-    reach = (((cell >> sext.astype(np.uint8)) & 1).astype(bool) & inside).sum(-1)  # (T, S)
+    px, py = p.xy[:, 0] / GRID, p.xy[:, 1] / GRID
+    cx = np.floor(c[..., None] * px - s[..., None] * py + (tx / GRID)[..., None]).astype(np.intp) + 2
+    cy = np.floor(-(s[..., None] * px + c[..., None] * py + (ty / GRID)[..., None])).astype(np.intp) + 2
+    np.clip(cx, 0, gw - 1, out=cx)
+    np.clip(cy, 0, gh - 1, out=cy)
+    cell = grid.reshape(-1)[(np.arange(t)[:, None, None] * gh + cy) * gw + cx]
+    sext = np.floor((p.theta + rot[..., None]) / (np.pi / 3)).astype(np.intp) % 6
+    reach = (cell & np.left_shift(1, sext).astype(np.uint8)).astype(bool).sum(-1)  # (T, S)
     keep = np.argsort(-reach, axis=1, kind="stable")[:, :KEEP]
     c, s = np.take_along_axis(c_seed, keep, 1), np.take_along_axis(s_seed, keep, 1)
     tx, ty = np.take_along_axis(tx_seed, keep, 1), np.take_along_axis(ty_seed, keep, 1)
