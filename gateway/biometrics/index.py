@@ -24,8 +24,12 @@ matcher (gallery.py).
 
 A query reads only its own keys' buckets, and the full matcher runs on a
 bounded candidate list; the vote still grows with the gallery (the buckets
-do): about 18 ms per 1,000 enrolled templates here, nearly all of it
-random reads of the hits' templates and hash slots.
+do): about 14-16 ms per 1,000 enrolled templates here (bench/README.md),
+nearly all of it random reads of the hits' templates and hash slots. In a
+large gallery a mate with a small overlap and few hits can fall out of
+the hashed preselection (2 of 600 probes at 50,000; at twice
+PRESELECT_SHARE both still did, at four times both were counted but one
+still ranked past the candidates; a larger hash table was not tried).
 
 Tried and dropped (development runs on the benchmark's galleries, true
 mate among the candidates): LSH of the binary cylinders (Cappelli et al.
