@@ -251,7 +251,6 @@ def test_index_ignores_hits_rotated_beyond_the_matcher_limit() -> None:
     f = _feat(_imp(3, 0).minutiae)
     ix.add(0, f)
     first, xy = index_mod.positions(mcc.Batch.of([f]))
-    # Moved off the vote's cell edges (a zero motion sits on them).
     shift = np.array([17.3, -23.6], np.float32)
     moved = mcc.Features(f.xy + shift, f.theta, f.bits, f.mask, f.width, f.height)
     upside_down = mcc.Features(
@@ -262,6 +261,20 @@ def test_index_ignores_hits_rotated_beyond_the_matcher_limit() -> None:
     upright = ix.votes(moved, 1, first, xy)[0]
     assert upright > 10.0
     assert ix.votes(upside_down, 1, first, xy)[0] < 0.05 * upright
+
+
+def test_index_counts_a_motion_on_a_cell_edge_whole() -> None:
+    # A zero motion sits on the edges of the first grid's cells in rotation
+    # and translation, so its pairs split between neighbouring cells there;
+    # the grid offset by half a cell counts them in one.
+    ix = Index()
+    f = _feat(_imp(3, 0).minutiae)
+    ix.add(0, f)
+    first, xy = index_mod.positions(mcc.Batch.of([f]))
+    shift = np.array([17.3, -23.6], np.float32)
+    moved = mcc.Features(f.xy + shift, f.theta, f.bits, f.mask, f.width, f.height)
+    off_edge = ix.votes(moved, 1, first, xy)[0]
+    assert ix.votes(f, 1, first, xy)[0] >= 0.9 * off_edge
 
 
 def test_gallery_store_gives_the_matcher_what_it_was_given_and_forgets_cleanly() -> None:

@@ -14,9 +14,12 @@ bin edge, the neighbouring bin too). Every hit implies a rotation (the
 difference of the two pairs' directions) and, with the first minutiae's
 positions, a translation; hits implying a rotation beyond MAX_ROTATION are
 dropped (the matcher refuses those too, mcc.DELTA_THETA). The rest are
-counted per (template, ROT_BINS sector, SHIFT_BIN-pixel translation cell):
-first in a hash table, whose collisions can only add, so a template's
-largest hashed count bounds its true best cell from above; the
+counted per (template, ROT_BINS sector, SHIFT_BIN-pixel translation cell),
+in two grids, the second offset by half a cell in all three dimensions, so
+that a mate's hits straddling a cell edge of one grid (a zero rotation sits
+on one, and fingers are often placed as they were at enrolment) fall in one
+cell of the other: first in a hash table, whose collisions can only add, so
+a template's largest hashed count bounds its true best cell from above; the
 PRESELECT best by that bound are then counted exactly. A template's score
 is its best cell's count over the square root of its pair count, so large
 templates do not win by size. The best-scored templates go to the full
@@ -66,7 +69,19 @@ SOFT = 0.15  # share of a bin, at each edge, that also looks in the neighbour
 MAX_ROTATION = 64  # 256ths of a turn: 90 degrees, as mcc.DELTA_THETA
 _EXP = np.exp(1j * np.arange(256) * (2 * np.pi / 256)).astype(np.complex64)
 _NEAR = np.minimum(np.arange(256), 256 - np.arange(256)) <= MAX_ROTATION
-_ROT_BIN = ((np.arange(256) * ROT_BINS) >> 8).astype(np.uint8)
+_ROT_BIN = [(((np.arange(256) * ROT_BINS + 128 * o) >> 8) % ROT_BINS).astype(np.uint32) for o in (0, 1)]
+_GRID = ROT_BINS * SHIFT_CELLS * SHIFT_CELLS
+
+
+def _cells(rho: np.ndarray, t: np.ndarray, half: int) -> np.ndarray:
+    """Vote cells (rotation sector, translation cell) of hits with rotations
+    `rho` (256ths of a turn) and translations `t` (complex), in the grid
+    offset by `half` half-cells; the second grid's cells numbered after
+    the first's."""
+    off = np.float32(SHIFT_BIN * SHIFT_CELLS / 2 + half * SHIFT_BIN / 2)
+    xb = np.clip((t.real + off) * np.float32(1 / SHIFT_BIN), 0, SHIFT_CELLS - 1).astype(np.uint32)
+    yb = np.clip((t.imag + off) * np.float32(1 / SHIFT_BIN), 0, SHIFT_CELLS - 1).astype(np.uint32)
+    return (_ROT_BIN[half].take(rho) * SHIFT_CELLS + xb) * SHIFT_CELLS + yb + np.uint32(half * _GRID)
 
 
 def _pairs(xy: np.ndarray, theta: np.ndarray, both_ways: bool) -> tuple[np.ndarray, ...]:
@@ -239,19 +254,19 @@ class Index:
         row = first.take(tid.astype(np.int64)) + self._anchor.take(idx)
         g = packed.take(row).view(np.int16).reshape(-1, 2).astype(np.float32).view(np.complex64)[:, 0]
         t = g - _EXP[dirs] * np.repeat(pc, n).take(near)
-        off = np.float32(SHIFT_BIN * SHIFT_CELLS / 2)
-        xb = np.clip((t.real + off) * np.float32(1 / SHIFT_BIN), 0, SHIFT_CELLS - 1).astype(np.uint32)
-        yb = np.clip((t.imag + off) * np.float32(1 / SHIFT_BIN), 0, SHIFT_CELLS - 1).astype(np.uint32)
-        cell = (_ROT_BIN[rho.take(near)].astype(np.uint32) * SHIFT_CELLS + xb) * SHIFT_CELLS + yb
+        # Every hit votes in both grids (module docstring).
+        rot = rho.take(near)
+        cells = [_cells(rot, t, 0), _cells(rot, t, 1)]
         # Upper bound per template: counts in a hash table about twice the
-        # hits' number (uint32 multiplicative hashing of template and cell).
-        bits = int(min(24, max(12, np.ceil(np.log2(2 * len(tid))))))
-        key = tid.astype(np.uint32) * np.uint32(0x9E3779B1) + cell
-        slot = (key * np.uint32(0x85EBCA6B)) >> np.uint32(32 - bits)
+        # votes' number (uint32 multiplicative hashing of template and cell).
+        bits = int(min(25, max(12, np.ceil(np.log2(4 * len(tid))))))
+        tkey = tid.astype(np.uint32) * np.uint32(0x9E3779B1)
+        slots = [((tkey + c) * np.uint32(0x85EBCA6B)) >> np.uint32(32 - bits) for c in cells]
         table = np.zeros(1 << bits, np.uint32)
-        np.add.at(table, slot, np.uint32(1))
+        for slot in slots:
+            np.add.at(table, slot, np.uint32(1))
         bound = np.zeros(n_templates, np.uint32)
-        np.maximum.at(bound, tid, table.take(slot))
+        np.maximum.at(bound, tid, np.maximum(table.take(slots[0]), table.take(slots[1])))
         size = np.ones(n_templates)
         m = min(n_templates, len(self._pairs))
         size[:m] = np.maximum(self._pairs[:m], 1)
@@ -260,10 +275,12 @@ class Index:
         keep[np.argpartition(-(bound / np.sqrt(size)), k - 1)[:k]] = True
         # Exact counts for those.
         h = np.flatnonzero(keep.take(tid))
-        per = ROT_BINS * SHIFT_CELLS * SHIFT_CELLS
-        cells, counts = np.unique(tid.take(h).astype(np.int64) * per + cell.take(h), return_counts=True)
+        per = 2 * _GRID
+        th = tid.take(h).astype(np.int64) * per
+        keys = np.concatenate([th + cells[0].take(h), th + cells[1].take(h)])
+        best, counts = np.unique(keys, return_counts=True)
         v = np.zeros(n_templates)
-        np.maximum.at(v, cells // per, counts.astype(np.float64))
+        np.maximum.at(v, best // per, counts.astype(np.float64))
         return v / np.sqrt(size)
 
     def candidates(
