@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -246,35 +247,40 @@ def test_index_hashed_bound_keeps_the_mate_and_counts_exactly(monkeypatch: pytes
     assert np.all((bounded == exact) | (bounded == 0))
 
 
-def test_index_ignores_hits_rotated_beyond_the_matcher_limit() -> None:
+def _one_template_index() -> tuple[mcc.Features, Callable[[mcc.Features], float]]:
+    """A template, and the vote a probe gets from an index holding only it."""
     ix = Index()
     f = _feat(_imp(3, 0).minutiae)
     ix.add(0, f)
     first, xy = index_mod.positions(mcc.Batch.of([f]))
-    shift = np.array([17.3, -23.6], np.float32)
-    moved = mcc.Features(f.xy + shift, f.theta, f.bits, f.mask, f.width, f.height)
+    return f, lambda probe: float(ix.votes(probe, 1, first, xy)[0])
+
+
+_SHIFT = np.array([17.3, -23.6], np.float32)
+
+
+def _shifted(f: mcc.Features) -> mcc.Features:
+    return mcc.Features(f.xy + _SHIFT, f.theta, f.bits, f.mask, f.width, f.height)
+
+
+def test_index_ignores_hits_rotated_beyond_the_matcher_limit() -> None:
+    f, vote = _one_template_index()
     upside_down = mcc.Features(
-        shift - f.xy, (f.theta + np.pi) % (2 * np.pi), f.bits, f.mask, f.width, f.height
+        _SHIFT - f.xy, (f.theta + np.pi) % (2 * np.pi), f.bits, f.mask, f.width, f.height
     )
     # Upright, nearly every pair agrees on one motion; upside down, only
     # chance coincidences of other pairs remain.
-    upright = ix.votes(moved, 1, first, xy)[0]
+    upright = vote(_shifted(f))
     assert upright > 10.0
-    assert ix.votes(upside_down, 1, first, xy)[0] < 0.05 * upright
+    assert vote(upside_down) < 0.05 * upright
 
 
 def test_index_counts_a_motion_on_a_cell_edge_whole() -> None:
     # A zero motion sits on the edges of the first grid's cells in rotation
     # and translation, so its pairs split between neighbouring cells there;
     # the grid offset by half a cell counts them in one.
-    ix = Index()
-    f = _feat(_imp(3, 0).minutiae)
-    ix.add(0, f)
-    first, xy = index_mod.positions(mcc.Batch.of([f]))
-    shift = np.array([17.3, -23.6], np.float32)
-    moved = mcc.Features(f.xy + shift, f.theta, f.bits, f.mask, f.width, f.height)
-    off_edge = ix.votes(moved, 1, first, xy)[0]
-    assert ix.votes(f, 1, first, xy)[0] >= 0.9 * off_edge
+    f, vote = _one_template_index()
+    assert vote(f) >= 0.9 * vote(_shifted(f))
 
 
 def test_gallery_store_gives_the_matcher_what_it_was_given_and_forgets_cleanly() -> None:
