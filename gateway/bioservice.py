@@ -118,7 +118,7 @@ class BioService:
         ref = f"b:{rep.bundle_id[:16]}:a{c.get('added', 0)}r{c.get('replaced', 0)}d{c.get('deleted', 0)}"
         if not ok:
             ref = "b:" + hashlib.sha256(rep.file.encode()).hexdigest()[:16]
-        seq = self.outbox.last_seq.get(self.id, 0) + 1
+        seq = self.outbox.next_seq(self.id)
         rec = PassRecord(self.id, seq, int(self.clock()), self.id, "none", ref[:40], ok,
                          "ok" if ok else rep.result[:24])  # fmt: skip
         self.outbox.append([(rec.device, rec.seq, rec.encode())])

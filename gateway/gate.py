@@ -115,7 +115,7 @@ class Gate:
     # -- decisions -------------------------------------------------------------
 
     def _record(self, kind: str, ref: str, granted: bool, reason: str) -> PassRecord:
-        seq = self.outbox.last_seq.get(self.id, 0) + 1
+        seq = self.outbox.next_seq(self.id)
         now = self.clock()
         rec = PassRecord(self.id, seq, int(now), self.id, kind, ref, granted, reason)
         self.outbox.append([(rec.device, rec.seq, rec.encode())])  # fsync before the strike moves

@@ -5,49 +5,63 @@ their producer gets an ack; they leave only when the cloud has acknowledged
 them by (device, sequence). At-least-once end to end; the receiver removes
 duplicates by (device, sequence).
 
-Layout (one directory):
+Layout (one directory, one writer: the `LOCK` file is flock'ed):
 
-    seg-<n>.log   frames of records, append-only
+    seg-<n>.log   frames, append-only: first a checkpoint, then records
     seg-<n>.ack   frames of acks for the records of segment n
-    devices.json  per device: highest sequence seen, and the holes below it
-                  (sequences never stored), kept across compaction
 
-    frame = u32 length | u32 CRC-32 of payload | payload (CBOR)
-    record payload = [device, seq, appended_at, data]
-    ack payload    = [device, seq]
+    frames: gateway/logframe.py (magic, length, CRC over both)
+    checkpoint payload = {"cp": 1, "m": {device: [lo, hi, lo, hi, ...]}}
+    record payload     = [device, seq, appended_at, data]
+    ack payload        = [device, seq]
+
+The rule that decides "duplicate": per device, the set of every sequence
+ever stored durably (`SeqSet`). A record is refused as a duplicate exactly
+when its sequence is in that set, whatever order records arrive in. The set
+only grows, so every checkpoint in every surviving segment is a valid lower
+bound of it, and recovery takes the union of all of them and of every
+record frame: nothing else to keep in step, no side file that can disagree
+with the log. Every segment starts with a checkpoint (written twice, so one
+flipped bit cannot lose it), and a segment is only ever deleted when a newer
+one exists, so the set survives compaction.
 
 Appends are group-committed: one write and one fsync for everything queued
 (`append` takes a batch; `GroupCommitter` batches concurrent producers).
 The cost per record does not depend on the backlog. A segment and its ack
-file are deleted together once every record in it is acknowledged, so there
-is nothing to compact. On open, each file is scanned; a torn or corrupt tail
-(power cut mid-write) is truncated and reported, and everything before it
-is kept.
+file are deleted together once every record in it is acknowledged.
+
+Recovery never stops the gateway: any damage (torn tail, zero- or
+0xFF-filled run, flipped bits) costs the damaged frames only; every frame
+that checks is kept; the file is rewritten with its valid frames, so a
+second open finds exactly the state the first one left; and the damage is
+reported (`report`, the status counters, a warning). Each open starts a new
+segment whose checkpoint holds everything recovered.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cbor2
 
+from gateway import logframe
+from gateway.seqset import SeqSet
+from gateway.statelock import StateLock
 from gateway.store import atomic_write
 
 log = logging.getLogger("lockedge.outbox")
 
-_HEAD = struct.Struct(">II")
-MAX_FRAME = 1 << 20
-MAX_HOLES = 100_000  # a sequence jump larger than this is a loss, not holes to wait for
 SEGMENT_BYTES = 4 << 20
+_CHECKPOINT_BYTES = 256 << 10  # split a large checkpoint into frames this big
+_READ_CHUNK = 1 << 18
 
 
 class OutboxError(Exception):
@@ -68,39 +82,57 @@ class RecoveryReport:
     segments: int = 0
     records: int = 0
     acked: int = 0
-    torn_bytes: int = 0
-    corrupt_frames: int = 0
-    files_truncated: list[str] = field(default_factory=list)
+    torn_bytes: int = 0  # a frame cut by a power loss at a file's end
+    corrupt_bytes: int = 0  # any other bytes that belong to no valid frame
+    corrupt_frames: int = 0  # runs of such bytes, torn tails included
+    undecodable: int = 0  # frames whose CRC checks but whose content does not
+    legacy_meta: str = ""  # what became of a devices.json from an older version
+    files_repaired: list[str] = field(default_factory=list)
+
+    @property
+    def damaged(self) -> bool:
+        lost_meta = self.legacy_meta == "damaged"
+        return bool(self.torn_bytes or self.corrupt_bytes or self.undecodable or lost_meta)
 
 
-def _frame(payload: bytes) -> bytes:
-    return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
+def _is_record(x: Any) -> bool:
+    return (
+        isinstance(x, list)
+        and len(x) == 4
+        and isinstance(x[0], str)
+        and type(x[1]) is int
+        and x[1] >= 1
+        and isinstance(x[2], (int, float))
+        and isinstance(x[3], bytes)
+    )
 
 
-def _scan(path: Path) -> tuple[list[bytes], int, int]:
-    """Valid payloads, the offset where the valid prefix ends, bad frames skipped."""
-    data = path.read_bytes()
-    out = []
-    pos = 0
-    bad = 0
-    good_end = 0
-    while pos + _HEAD.size <= len(data):
-        n, crc = _HEAD.unpack_from(data, pos)
-        end = pos + _HEAD.size + n
-        if n > MAX_FRAME or end > len(data):
-            break  # torn or garbage length: cannot resynchronise past it
-        payload = data[pos + _HEAD.size : end]
-        if zlib.crc32(payload) != crc:
-            bad += 1
-            if end == len(data):
-                break  # torn last frame
-            pos = end  # a flipped byte inside an intact frame: skip just it
-            good_end = end
-            continue
-        out.append(payload)
-        pos = end
-        good_end = end
-    return out, good_end, bad
+def _is_ack(x: Any) -> bool:
+    return isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and type(x[1]) is int
+
+
+def _checkpoint_marks(x: Any) -> dict[str, SeqSet] | None:
+    if not (isinstance(x, dict) and x.get("cp") == 1 and isinstance(x.get("m"), dict)):
+        return None
+    out = {}
+    for dev, flat in x["m"].items():
+        if not (
+            isinstance(dev, str)
+            and isinstance(flat, list)
+            and len(flat) % 2 == 0
+            and all(type(v) is int and v >= 1 for v in flat)
+            and all(flat[i] <= flat[i + 1] for i in range(0, len(flat), 2))
+        ):
+            return None
+        out[dev] = SeqSet(flat)
+    return out
+
+
+def _decode(payload: bytes) -> Any:
+    try:
+        return cbor2.loads(payload)
+    except Exception:  # a CRC collision or a bug elsewhere: never fatal here
+        return None
 
 
 class Outbox:
@@ -110,26 +142,31 @@ class Outbox:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
+        self._state_lock = StateLock(self.dir / "LOCK")
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self._lock = threading.RLock()
-        self.last_seq: dict[str, int] = {}
-        # Sequences below last_seq that were never stored: a producer that
-        # resends an old record after newer ones arrived must not be told
-        # "duplicate" (that would lose it). Bounded per device.
-        self.holes: dict[str, set[int]] = {}
+        self.marks: dict[str, SeqSet] = {}  # device -> every sequence ever stored
         # device -> {seq: segment}; segment -> unacked count
         self.unacked: dict[str, dict[int, int]] = {}
         self.seg_unacked: dict[int, int] = {}
-        self.oldest: dict[int, float] = {}  # segment -> earliest appended_at
+        # segment -> (appended_at, device, seq) in append order; entries
+        # acknowledged since are skipped lazily when the oldest is asked for.
+        self._order: dict[int, deque[tuple[float, str, int]]] = {}
         self._ack_fds: dict[int, int] = {}
-        self.report = self._recover()
-        self._active = max(self.seg_unacked, default=0)
-        if not self.seg_unacked:
-            self._active = self._next_segment_id()
-            self.seg_unacked[self._active] = 0
-        self._fd = os.open(self._log(self._active), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._size = os.fstat(self._fd).st_size
+        self._fd = -1
+        try:
+            self.report = self._recover()
+            self._start_segment(self._next_segment_id())
+            self._drop_acked_segments()
+            legacy = self.dir / "devices.json"
+            if legacy.exists():
+                legacy.unlink()  # folded into the checkpoint just written
+                self._fsync_dir()
+        except BaseException:
+            self._close_fds()
+            self._state_lock.release()
+            raise
 
     # -- files ---------------------------------------------------------------
 
@@ -140,7 +177,12 @@ class Outbox:
         return self.dir / f"seg-{seg:010d}.ack"
 
     def _segments(self) -> list[int]:
-        return sorted(int(p.name[4:14]) for p in self.dir.glob("seg-*.log"))
+        out = []
+        for p in self.dir.glob("seg-*.log"):
+            digits = p.name[4:14]
+            if len(p.name) == 18 and digits.isdigit() and digits.isascii():
+                out.append(int(digits))
+        return sorted(out)
 
     def _next_segment_id(self) -> int:
         segs = self._segments()
@@ -154,141 +196,232 @@ class Outbox:
             finally:
                 os.close(fd)
 
+    def _write_all(self, fd: int, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if self.fsync:
+            os.fsync(fd)
+
     # -- recovery ------------------------------------------------------------
 
     def _recover(self) -> RecoveryReport:
         rep = RecoveryReport()
-        dev_file = self.dir / "devices.json"
-        persisted_last: dict[str, int] = {}
-        if dev_file.exists():
-            saved = json.loads(dev_file.read_text())
-            persisted_last = {k: int(v) for k, v in saved["last"].items()}
-            self.holes = {k: set(v) for k, v in saved["holes"].items()}
-        self.last_seq = dict(persisted_last)
-        stored: dict[str, set[int]] = {}
-        for seg in self._segments():
+        for stale in self.dir.glob(".seg-*.tmp-*"):
+            stale.unlink()  # a repair cut before its rename: the original is intact
+        self._fold_legacy_meta(rep)
+        logs = self._segments()
+        names = {self._log(s).name for s in logs}
+        for p in self.dir.glob("seg-*.ack"):
+            if p.with_suffix(".log").name not in names:
+                p.unlink()  # its log was deleted, the crash came before the ack file
+        for seg in logs:
             rep.segments += 1
-            for path in (self._log(seg), self._ack(seg)):
-                if not path.exists():
+            order: deque[tuple[float, str, int]] = deque()
+            count = 0
+            for payload in self._scan(self._log(seg), rep):
+                obj = _decode(payload)
+                cp = _checkpoint_marks(obj)
+                if cp is not None:
+                    for dev, s in cp.items():
+                        self.marks.setdefault(dev, SeqSet()).update(s)
                     continue
-                payloads, good_end, bad = _scan(path)
-                rep.corrupt_frames += bad
-                size = path.stat().st_size
-                if good_end < size:
-                    rep.torn_bytes += size - good_end
-                    rep.files_truncated.append(path.name)
-                    with open(path, "r+b") as f:
-                        f.truncate(good_end)
-                        if self.fsync:
-                            os.fsync(f.fileno())
-                if path.suffix == ".log":
-                    count = 0
-                    for p in payloads:
-                        device, seq, at, _data = cbor2.loads(p)
-                        self.unacked.setdefault(device, {})[seq] = seg
-                        self.last_seq[device] = max(self.last_seq.get(device, 0), seq)
-                        stored.setdefault(device, set()).add(seq)
-                        self.oldest.setdefault(seg, at)
-                        count += 1
-                    rep.records += count
-                    self.seg_unacked[seg] = count
-                else:
-                    for p in payloads:
-                        device, seq = cbor2.loads(p)
-                        if self.unacked.get(device, {}).pop(seq, None) is not None:
-                            self.seg_unacked[seg] -= 1
-                            rep.acked += 1
-        for device, seqs in stored.items():
-            lo = persisted_last.get(device, 0)
-            gaps = (
-                set(range(lo + 1, self.last_seq[device] + 1)) - seqs
-                if self.last_seq[device] - lo <= MAX_HOLES
-                else set()
-            )
-            h = (self.holes.get(device, set()) | gaps) - seqs
-            if h:
-                self.holes[device] = h
-            else:
-                self.holes.pop(device, None)
-        for seg in [s for s, n in self.seg_unacked.items() if n == 0]:
-            self._drop_segment(seg)
-        if rep.torn_bytes or rep.corrupt_frames:
+                if not _is_record(obj):
+                    rep.undecodable += 1
+                    continue
+                device, seq, at, _data = obj
+                self.marks.setdefault(device, SeqSet()).add(seq)
+                per = self.unacked.setdefault(device, {})
+                if seq in per:
+                    continue  # the same record framed twice: it counts once
+                per[seq] = seg
+                order.append((float(at), device, seq))
+                count += 1
+            rep.records += count
+            self.seg_unacked[seg] = count
+            self._order[seg] = order
+            ack_path = self._ack(seg)
+            if ack_path.exists():
+                for payload in self._scan(ack_path, rep):
+                    obj = _decode(payload)
+                    if not _is_ack(obj):
+                        rep.undecodable += 1
+                        continue
+                    device, seq = obj
+                    if self.unacked.get(device, {}).get(seq) == seg:
+                        del self.unacked[device][seq]
+                        self.seg_unacked[seg] -= 1
+                        rep.acked += 1
+        for device in [d for d, per in self.unacked.items() if not per]:
+            del self.unacked[device]
+        if rep.damaged:
             log.warning(
-                "outbox recovery: dropped %d torn bytes, skipped %d corrupt frames in %s",
+                "outbox recovery: %d torn and %d damaged bytes (%d runs), %d undecodable frames%s; "
+                "every frame that checks was kept%s",
                 rep.torn_bytes,
+                rep.corrupt_bytes,
                 rep.corrupt_frames,
-                ", ".join(rep.files_truncated) or "-",
+                rep.undecodable,
+                ", damaged devices.json ignored" if rep.legacy_meta == "damaged" else "",
+                f"; repaired {', '.join(rep.files_repaired)}" if rep.files_repaired else "",
             )
         return rep
+
+    def _scan(self, path: Path, rep: RecoveryReport) -> list[bytes]:
+        """The valid frames of one file; a damaged file is rewritten with
+        exactly those, so the next open sees what this one saw."""
+        data = path.read_bytes()
+        p = logframe.parse(data)
+        if p.skipped:
+            rep.corrupt_frames += p.regions
+            if p.torn and p.regions == 1:
+                rep.torn_bytes += p.skipped  # a power cut mid-append, nothing else
+            else:
+                rep.corrupt_bytes += p.skipped
+            atomic_write(path, b"".join(logframe.frame(pl) for _off, pl in p.frames), durable=self.fsync)
+            rep.files_repaired.append(path.name)
+        return [pl for _off, pl in p.frames]
+
+    def _fold_legacy_meta(self, rep: RecoveryReport) -> None:
+        # Outboxes written before checkpoints kept the marks in devices.json
+        # as a high-water mark and the holes below it.
+        path = self.dir / "devices.json"
+        if not path.exists():
+            return
+        import json
+
+        try:
+            saved = json.loads(path.read_bytes())
+            for dev, last in saved["last"].items():
+                holes = sorted(int(h) for h in saved.get("holes", {}).get(dev, ()))
+                s = SeqSet()
+                lo = 1
+                for h in [*holes, int(last) + 1]:
+                    if lo <= h - 1:
+                        s.add_range(lo, h - 1)
+                    lo = h + 1
+                self.marks.setdefault(str(dev), SeqSet()).update(s)
+            rep.legacy_meta = "folded"
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # What it held is also in any newer segment's records; what only
+            # it held (marks of records acked and deleted) can make a resent
+            # old record be stored again: a duplicate the cloud drops, never a loss.
+            rep.legacy_meta = "damaged"
+
+    def _checkpoint(self) -> bytes:
+        frames = bytearray()
+        part: dict[str, list[int]] = {}
+        size = 0
+        for dev, s in self.marks.items():
+            flat = s.flat()
+            for i in range(0, len(flat), 4096):
+                chunk = flat[i : i + 4096]
+                part.setdefault(dev, []).extend(chunk)
+                size += len(dev) + 9 * len(chunk)
+                if size >= _CHECKPOINT_BYTES:
+                    frames += logframe.frame(cbor2.dumps({"cp": 1, "m": part}))
+                    part, size = {}, 0
+        if part or not frames:
+            frames += logframe.frame(cbor2.dumps({"cp": 1, "m": part}))
+        return bytes(frames)
+
+    def _start_segment(self, seg: int) -> None:
+        """Open segment `seg` for appends, its checkpoint durable first."""
+        cp = self._checkpoint()
+        fd = os.open(self._log(seg), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            self._write_all(fd, cp + cp)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fsync_dir()
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = fd
+        self._active = seg
+        self._size = 2 * len(cp)
+        self.seg_unacked[seg] = 0
+        self._order[seg] = deque()
+
+    def _drop_acked_segments(self) -> None:
+        for seg in [s for s, n in self.seg_unacked.items() if n == 0 and s != self._active]:
+            self._drop_segment(seg)
 
     def _drop_segment(self, seg: int) -> None:
         fd = self._ack_fds.pop(seg, None)
         if fd is not None:
             os.close(fd)
+        # The log first: a crash between the two leaves an ack file with no
+        # log, which recovery deletes. The other order would bring back
+        # records the cloud acknowledged (kill -9 harness, round 9).
         self._log(seg).unlink(missing_ok=True)
         self._ack(seg).unlink(missing_ok=True)
         self.seg_unacked.pop(seg, None)
-        self.oldest.pop(seg, None)
+        self._order.pop(seg, None)
 
     # -- append --------------------------------------------------------------
 
+    @property
+    def last_seq(self) -> dict[str, int]:
+        """Per device, the highest sequence ever stored (a snapshot)."""
+        with self._lock:
+            return {d: s.high for d, s in self.marks.items()}
+
+    def next_seq(self, device: str) -> int:
+        """The sequence a producer that lives in this process (the gate, the
+        import audit) gives its next record: never one stored before."""
+        with self._lock:
+            s = self.marks.get(device)
+            return (s.high if s is not None else 0) + 1
+
     def append(self, items: list[tuple[str, int, bytes]], now: float | None = None) -> list[bool]:
         """Durably append records (one fsync for the batch). Returns, per item,
-        True if appended, False if (device, seq) was already taken (a producer
+        True if appended, False if (device, seq) was stored before (a producer
         retransmitting: ack it again, do not store it twice)."""
         at = time.time() if now is None else now
         with self._lock:
             out = []
             buf = bytearray()
             new: list[tuple[str, int]] = []
-            undo: list[tuple[str, int, int | None]] = []  # (device, old last, filled hole)
+            taken: set[tuple[str, int]] = set()
             for device, seq, data in items:
-                last = self.last_seq.get(device, 0)
-                holes = self.holes.get(device)
-                if seq <= last and not (holes and seq in holes):
+                if type(seq) is not int or seq < 1:
+                    raise ValueError("a sequence number is an integer >= 1")
+                s = self.marks.get(device)
+                if (s is not None and seq in s) or (device, seq) in taken:
                     out.append(False)
                     continue
-                buf += _frame(cbor2.dumps([device, seq, at, data]))
-                if seq > last:
-                    if last and seq - last - 1 <= MAX_HOLES:
-                        self.holes.setdefault(device, set()).update(range(last + 1, seq))
-                    self.last_seq[device] = seq
-                    undo.append((device, last, None))
-                else:
-                    holes.discard(seq)  # type: ignore[union-attr]
-                    undo.append((device, last, seq))
+                buf += logframe.frame(cbor2.dumps([device, seq, at, data]))
+                taken.add((device, seq))
                 new.append((device, seq))
                 out.append(True)
             if buf:
                 try:
-                    os.write(self._fd, buf)
-                    if self.fsync:
-                        os.fsync(self._fd)
+                    self._write_all(self._fd, buf)
                 except OSError:
-                    for device, last, hole in reversed(undo):  # not durable: not taken
-                        if hole is not None:
-                            self.holes.setdefault(device, set()).add(hole)
-                        else:
-                            self.last_seq[device] = last
+                    # Not durable, so not taken; cut what reached the file so
+                    # the next batch does not follow a partial frame.
+                    try:
+                        os.ftruncate(self._fd, self._size)
+                    except OSError:
+                        pass
                     raise
                 self._size += len(buf)
+                order = self._order[self._active]
                 for device, seq in new:
+                    self.marks.setdefault(device, SeqSet()).add(seq)
                     self.unacked.setdefault(device, {})[seq] = self._active
+                    order.append((at, device, seq))
                 self.seg_unacked[self._active] += len(new)
-                self.oldest.setdefault(self._active, at)
                 if self._size >= self.segment_bytes:
                     self._roll()
             return out
 
     def _roll(self) -> None:
-        os.close(self._fd)
-        if self.seg_unacked.get(self._active) == 0:
-            self._drop_segment(self._active)
-        self._active += 1  # ids only grow: segment order is append order
-        self.seg_unacked[self._active] = 0
-        self._fd = os.open(self._log(self._active), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._size = 0
-        self._fsync_dir()
+        old = self._active
+        self._start_segment(old + 1)  # ids only grow: segment order is append order
+        if self.seg_unacked.get(old) == 0:
+            self._drop_segment(old)
 
     # -- read and ack --------------------------------------------------------
 
@@ -302,37 +435,33 @@ class Outbox:
             pos = cursor if cursor is not None else (segs[0] if segs else self._active, 0)
             for seg in segs:
                 off = pos[1] if seg == pos[0] else 0
-                pos = (seg, off)
+                size = self._size if seg == self._active else self._log(seg).stat().st_size
                 if self.seg_unacked.get(seg, 0) == 0:
-                    pos = (seg, self._log(seg).stat().st_size if seg != self._active else self._size)
+                    pos = (seg, size)
                     continue
                 with open(self._log(seg), "rb") as f:
-                    f.seek(off)
-                    while len(out) < limit:
-                        chunk = f.read(1 << 18)
-                        if len(chunk) >= _HEAD.size and _HEAD.size + _HEAD.unpack_from(chunk)[0] > len(chunk):
-                            f.seek(off)  # one frame larger than the chunk
-                            chunk = f.read(_HEAD.size + _HEAD.unpack_from(chunk)[0])
-                        if not chunk:
-                            break
-                        used = 0
-                        while used + _HEAD.size <= len(chunk) and len(out) < limit:
-                            n, crc = _HEAD.unpack_from(chunk, used)
-                            end = used + _HEAD.size + n
-                            if end > len(chunk):
-                                break
-                            payload = chunk[used + _HEAD.size : end]
-                            used = end
-                            if zlib.crc32(payload) != crc:
+                    want = _READ_CHUNK
+                    while len(out) < limit and off < size:
+                        f.seek(off)
+                        chunk = f.read(min(want, size - off))
+                        final = off + len(chunk) >= size
+                        p = logframe.parse(chunk, 0, final, limit=limit - len(out))
+                        if not p.frames and p.resume == 0:
+                            # One frame larger than the chunk: read all of it.
+                            want = logframe.HEAD + int.from_bytes(chunk[2:6], "big")
+                            continue
+                        want = _READ_CHUNK
+                        for _o, payload in p.frames:
+                            obj = _decode(payload)
+                            if not _is_record(obj):
                                 continue
-                            device, seq, at, data = cbor2.loads(payload)
+                            device, seq, at, data = obj
                             if self.unacked.get(device, {}).get(seq) == seg:
                                 out.append(Entry(device, seq, at, data, seg))
-                        off += used
-                        pos = (seg, off)
-                        f.seek(off)
-                        if used == 0:
-                            break
+                        off += p.resume
+                        if final and not p.frames:
+                            off = size
+                pos = (seg, off)
                 if len(out) >= limit:
                     break
             return out, pos
@@ -345,21 +474,20 @@ class Outbox:
         with self._lock:
             per_seg: dict[int, bytearray] = {}
             done = []
+            seen: set[tuple[str, int]] = set()
             for device, seq in acks:
                 seg = self.unacked.get(device, {}).get(seq)
-                if seg is None:
+                if seg is None or (device, seq) in seen:
                     continue  # unknown or already acked: idempotent
-                per_seg.setdefault(seg, bytearray()).extend(_frame(cbor2.dumps([device, seq])))
+                seen.add((device, seq))
+                per_seg.setdefault(seg, bytearray()).extend(logframe.frame(cbor2.dumps([device, seq])))
                 done.append((device, seq, seg))
             for seg, buf in per_seg.items():
                 fd = self._ack_fds.get(seg)
                 if fd is None:
                     fd = os.open(self._ack(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                     self._ack_fds[seg] = fd
-                os.write(fd, buf)
-                if self.fsync:
-                    os.fsync(fd)
-            dropped = False
+                self._write_all(fd, buf)
             for device, seq, seg in done:
                 del self.unacked[device][seq]
                 if not self.unacked[device]:
@@ -367,15 +495,9 @@ class Outbox:
                 self.seg_unacked[seg] -= 1
             for seg in list(per_seg):
                 if self.seg_unacked.get(seg) == 0 and seg != self._active:
+                    # Safe to delete: the active segment's checkpoint holds
+                    # every mark this one held.
                     self._drop_segment(seg)
-                    dropped = True
-            if dropped:
-                # The records that told us each device's last sequence may be
-                # gone now; keep the high-water marks so a retransmission of an
-                # acknowledged record is still recognised as a duplicate.
-                state = {"last": self.last_seq, "holes": {d: sorted(h) for d, h in self.holes.items() if h}}
-                atomic_write(self.dir / "devices.json", json.dumps(state).encode())
-                self._fsync_dir()
             return len(done)
 
     # -- status --------------------------------------------------------------
@@ -385,18 +507,35 @@ class Outbox:
             return sum(self.seg_unacked.values())
 
     def oldest_unacked_age(self, now: float | None = None) -> float | None:
+        """Age of the oldest record not yet acknowledged by the cloud."""
         with self._lock:
-            live = [self.oldest[s] for s, n in self.seg_unacked.items() if n and s in self.oldest]
-            if not live:
-                return None
-            return (time.time() if now is None else now) - min(live)
+            for seg in sorted(self.seg_unacked):
+                if not self.seg_unacked[seg]:
+                    continue
+                order = self._order[seg]
+                while order and self.unacked.get(order[0][1], {}).get(order[0][2]) != seg:
+                    order.popleft()
+                if order:
+                    return (time.time() if now is None else now) - order[0][0]
+            return None
+
+    def gaps(self) -> dict[str, int]:
+        """Per device, sequences below its highest that were never stored."""
+        with self._lock:
+            return {d: n for d, s in self.marks.items() if (n := s.missing_below_high())}
+
+    def _close_fds(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        for fd in self._ack_fds.values():
+            os.close(fd)
+        self._ack_fds.clear()
 
     def close(self) -> None:
         with self._lock:
-            os.close(self._fd)
-            for fd in self._ack_fds.values():
-                os.close(fd)
-            self._ack_fds.clear()
+            self._close_fds()
+            self._state_lock.release()
 
 
 class GroupCommitter:

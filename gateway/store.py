@@ -24,7 +24,9 @@ from tinydb.storages import Storage
 FILE_MODE = 0o600  # state may name credentials; never world-readable
 
 
-def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
+    """Replace `path` with `data` so that a crash leaves the old or the new
+    content; `durable=False` skips the fsyncs (tests, benchmarks' scratch)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -32,10 +34,13 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if not durable:
+        return
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
