@@ -8,12 +8,16 @@
 # (the gateway cannot forge one), unseen before (replay window, persisted),
 # and not past its deadline; every refusal is journaled with its reason.
 
+from firmware.statefile import StateFile
 from protocol import envelope, keys, seal
 from protocol.errors import ProtocolError
 from protocol.verifier import CodeVerifier
 
 _REASONS = {"bad-tag": "bad-tag", "duplicate": "replay", "stale": "replay"}
 _REMEMBER = 32
+# The uplink sequence after every copy of the core state is lost: past any a
+# lock can have used (a message a second for 30,000 years is below 2^40).
+UP_SEQ_AFTER_LOSS = 1 << 40
 
 
 class LockCore:
@@ -48,6 +52,8 @@ class LockCore:
         self.capacity = 200  # module library pages (R503: 200)
         self.entry_mark = [-1, -1]  # (bundle sequence, entry index) last applied
         self._codes_sig: tuple = (0, 0, 0, 0)
+        self._core = StateFile(fs, "core")
+        self._codes = StateFile(fs, "codes")
         self._load()
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
@@ -58,20 +64,52 @@ class LockCore:
     # -- persistence -----------------------------------------------------------
 
     def _load(self) -> None:
-        from protocol import cbor
-
-        raw = self.fs.read("core")
-        if not raw:
-            return
-        st: list = cbor.decode(raw, 8)  # type: ignore[assignment]
-        codes: list = cbor.decode(self.fs.read("codes") or cbor.encode([[], [0, []]]), 8)  # type: ignore[assignment]
-        self.verifier.load({"used": codes[0], "throttle": st[1], "blacklist": codes[1]}, 0)
-        self.rx.load(st[2])
-        self.done = [tuple(x) for x in st[3]]
-        self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
-        self.slots = dict((int(k), v) for k, v in st[5])
-        self.entry_mark = st[6]
+        # Both files are two-copy state files (firmware/statefile.py): one
+        # damaged copy costs at most the last save. If every copy of one is
+        # damaged the lock still boots: defaults, a journaled "state-damaged"
+        # record, and an uplink sequence far past any it can have used (the
+        # gateway would refuse smaller ones as replays).
+        st = self._core.load(8)
+        codes = self._codes.load(8)
+        lost = 0
+        first_boot = False
+        if not (isinstance(st, list) and ((len(st) == 7 and st[0] == 3) or (len(st) == 8 and st[0] == 4))):
+            # No core state although the journal has records: it was lost
+            # (the first boot saves it), not a first boot.
+            if st is not None or self._core.unreadable or self.journal.next_seq > 1:
+                lost += 1
+            st = None
+            first_boot = not lost
+        if not (isinstance(codes, list) and len(codes) == 2):
+            # Missing is normal until a code is used; the core state says
+            # whether one was (a lost copy of remembered one-time codes would
+            # let them work again, so it must be reported).
+            written = st is not None and len(st) == 8 and st[7] > 0
+            if codes is not None or self._codes.unreadable or written or (lost and self.journal.next_seq > 1):
+                lost += 2
+            codes = [[], [0, []]]
+        if st is None:
+            if lost & 1:
+                self.up_seq = UP_SEQ_AFTER_LOSS + self.journal.next_seq * 1000
+            fresh = self.verifier.throttle.state(0)
+            self.verifier.load({"used": codes[0], "throttle": fresh, "blacklist": codes[1]}, 0)
+        else:
+            self.verifier.load({"used": codes[0], "throttle": st[1], "blacklist": codes[1]}, 0)
+            self.rx.load(st[2])
+            self.done = [tuple(x) for x in st[3]]
+            self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
+            self.slots = dict((int(k), v) for k, v in st[5])
+            self.entry_mark = st[6]
         self._codes_sig = self._sig()
+        if st is None and first_boot:
+            self._save(0)  # from now on a missing core file means a lost one
+        if lost:
+            what = {1: "core", 2: "codes", 3: "core+codes"}[lost]
+            clock = getattr(self.hal, "time", None)  # the main loop's HAL has one
+            self._record(clock() if clock else 0, "none", what, False, "state-damaged")
+            self.events.append({"event": "state-damaged", "files": what})
+            self._codes_sig = (-1,)  # write both files again: the next boot finds them whole
+            self._save(0)
 
     def next_seq(self) -> int:
         """Envelope sequence for messages this lock sends (acks, batches)."""
@@ -95,27 +133,27 @@ class LockCore:
         # replay window, command ids, slot table); "codes" (remembered one-time
         # codes, blacklist) is rewritten only when it changed. Re-encoding 200
         # remembered codes on every key press cost RAM and flash wear.
-        from protocol import cbor
 
         mono = int(mono)  # HAL clocks may be fractional; state is whole seconds
         self.last_mono = mono
         sig = self._sig()
         if sig != self._codes_sig:
             st = self.verifier.state(mono)
-            self.fs.write_atomic("codes", cbor.encode([st["used"], st["blacklist"]]))
+            self._codes.save([st["used"], st["blacklist"]])
             self._codes_sig = sig
         slots = [[k, v] for k, v in self.slots.items()]
         throttle = self.verifier.throttle.state(mono)
         state = [
-            3,
+            4,
             throttle,
             self.rx.state(),
             [list(x) for x in self.done],
             self.up_seq,
             slots,
             self.entry_mark,
+            self._codes.gen,
         ]
-        self.fs.write_atomic("core", cbor.encode(state))
+        self._core.save(state)
 
     # -- decisions -------------------------------------------------------------
 
@@ -270,20 +308,25 @@ class LockCore:
 
     # -- door and time ---------------------------------------------------------
 
-    def door(self, is_open, mono) -> None:  # type: ignore[no-untyped-def]
+    # Door alarms are records (journaled, so they survive power cuts and
+    # outages like any pass record) and live events (for a prompt alarm).
+
+    def door(self, is_open, mono, now=None) -> None:  # type: ignore[no-untyped-def]
         if is_open:
             self.opened_at = mono
             if self.close_at is None:
+                self._record(now, "none", "", False, "door-forced")
                 self.events.append({"event": "door-forced"})
         else:
             self.opened_at = None
             self.held_alarmed = False
 
-    def tick(self, mono) -> None:  # type: ignore[no-untyped-def]
+    def tick(self, mono, now=None) -> None:  # type: ignore[no-untyped-def]
         self.last_mono = mono
         if self.close_at is not None and mono >= self.close_at:
             self.hal.strike(False)
             self.close_at = None
         if self.opened_at is not None and not self.held_alarmed and mono - self.opened_at >= self.held_open_s:
             self.held_alarmed = True
+            self._record(now, "none", "s%d" % self.held_open_s, False, "door-held-open")
             self.events.append({"event": "door-held-open", "seconds": self.held_open_s})

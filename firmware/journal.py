@@ -1,53 +1,132 @@
 # The lock's pass-record journal on flash (MicroPython; also runs on CPython
 # under the simulator).
 #
-# Append-only segments "jNNNNN.log" of frames: u16 length | u32 CRC-32 |
-# record CBOR. Acks from the gateway go to "jNNNNN.ack" (frames of u32
-# sequence numbers); a segment whose records are all acked is deleted with
-# its ack file. "meta" (written atomically) keeps the next sequence number
-# and the overflow counters, so numbers are never reused after deletion.
+# Append-only segments "jNNNNN.log" of frames; the first frame of a segment
+# is its header, [0, floor]: the next sequence number when the segment was
+# begun. Acks from the gateway go to "jNNNNN.ack" (frames of u32 sequence
+# numbers); a segment whose records are all acked is deleted with its ack
+# file, but only once a newer segment exists, so the newest header always
+# bounds every deleted number. The meta (a two-copy state file,
+# firmware/statefile.py) keeps the next sequence number, the overflow
+# counters and a damage report still to be journaled.
+#
+#   frame = 0xA5 | u16 length (>= 1) | u32 CRC-32 of (length bytes + payload) | payload
+#
+# An erased run (0x00 or 0xFF, what a power loss leaves on many flash file
+# systems) can never parse as a frame: the magic is neither byte, a length
+# of 0 is refused, and the CRC covers the length.
 #
 # Durability: a record is appended, flushed and synced before `append`
 # returns; the caller energises the strike only after that.
-# Power cut at any byte: recovery keeps every whole frame and drops (and
-# reports) a torn tail.
+#
+# Recovery never stops the lock from booting. A torn tail (a frame the power
+# cut short) is dropped: its number was never handed out. Any other damage
+# (flipped bits, erased runs, a damaged meta) costs only the damaged frames;
+# the parser resynchronises on the next frame that checks. Because damaged
+# bytes may have held records whose numbers the gateway already has, the
+# next number then skips past every number those bytes could have held, so a
+# number is never used twice; the skip shows in the cloud as a gap, and a
+# "journal-damage" record says why. Damaged files are rewritten with their
+# valid frames (after the meta is saved), so opening twice gives the state
+# opening once gave.
+#
 # Full journal (max_segments * segment_bytes): the lock still decides - a
 # resident is not locked out because the gateway has been away for days -
 # but a decision that does not fit is counted, not stored: per outcome, in
-# "meta", with an alarm; when space returns, one summary record
+# the meta, with an alarm; when space returns, one summary record
 # ("journal-overflow", with the counts in its reference) is appended. Nothing
 # unacknowledged is ever deleted to make room.
 
 import binascii
 import struct
 
+from firmware.statefile import StateFile
 from protocol import cbor, record
 from protocol.record import PassRecord
 
-_HEAD = ">HI"
-_HEAD_LEN = 6
+MAGIC = 0xA5
+_HEAD = ">BHI"
+_HEAD_LEN = 7
+# The smallest frame a record can take (protocol/record.py's encoding of the
+# shortest fields, plus the head; tests/shared/test_journal.py checks it):
+# damaged bytes can have held at most n // this + 1 records.
+_MIN_RECORD_FRAME = 29
+
+
+def _crc(ln: bytes, payload) -> int:  # type: ignore[no-untyped-def]
+    return binascii.crc32(payload, binascii.crc32(ln)) & 0xFFFFFFFF
 
 
 def _frame(payload: bytes) -> bytes:
-    return struct.pack(_HEAD, len(payload), binascii.crc32(payload) & 0xFFFFFFFF) + payload
+    ln = struct.pack(">H", len(payload))
+    return struct.pack(_HEAD, MAGIC, len(payload), _crc(ln, payload)) + payload
 
 
-def _frames(data: bytes) -> tuple:
-    """(payloads, end of the valid prefix)."""
+def _frames(data) -> tuple:  # type: ignore[no-untyped-def]
+    """(payloads, damaged bytes, damaged runs, torn, tail): every frame that
+    checks, resynchronising past damage. `torn` when the only damage is a
+    frame cut off at the end (a power cut mid-append); `tail` is where the
+    damage that ends the file begins (the file's length if it ends well)."""
     out = []
-    pos = 0
+    mv = memoryview(data)
     n = len(data)
-    while pos + _HEAD_LEN <= n:
-        ln, crc = struct.unpack(_HEAD, data[pos : pos + _HEAD_LEN])
-        end = pos + _HEAD_LEN + ln
-        if end > n:
-            break
-        payload = data[pos + _HEAD_LEN : end]
-        if binascii.crc32(payload) & 0xFFFFFFFF != crc:
-            break
-        out.append(payload)
-        pos = end
-    return out, pos
+    pos = 0
+    bad = 0
+    runs = 0
+    bad_start = -1
+    torn = False
+    while pos < n:
+        ok = False
+        end = n
+        if pos + _HEAD_LEN <= n and mv[pos] == MAGIC:
+            _m, ln, crc = struct.unpack(_HEAD, mv[pos : pos + _HEAD_LEN])
+            end = pos + _HEAD_LEN + ln
+            if ln >= 1 and end <= n:
+                ok = _crc(bytes(mv[pos + 1 : pos + 3]), mv[pos + _HEAD_LEN : end]) == crc
+            elif ln >= 1 and bad_start < 0:
+                torn = True  # a header whose frame the file never finished
+        elif pos + _HEAD_LEN > n and mv[pos] == MAGIC and bad_start < 0:
+            torn = True  # a header cut short
+        if ok:
+            if bad_start >= 0:
+                bad += pos - bad_start
+                runs += 1
+                bad_start = -1
+                torn = False
+            out.append(bytes(mv[pos + _HEAD_LEN : end]))
+            pos = end
+            continue
+        if bad_start < 0:
+            bad_start = pos
+        nxt = data.find(bytes((MAGIC,)), pos + 1)
+        pos = n if nxt < 0 else nxt
+    tail = n
+    if bad_start >= 0:
+        bad += n - bad_start
+        runs += 1
+        tail = bad_start
+    return out, bad, runs, torn and runs == 1, tail
+
+
+def _is_header(p) -> bool:  # type: ignore[no-untyped-def]
+    return len(p) > 0 and p[0] == 0x82
+
+
+def _header_floor(p) -> int:  # type: ignore[no-untyped-def]
+    """A segment header's floor, 0 if the frame only looks like one (a CRC
+    collision): damage is reported by the frames around it."""
+    try:
+        h = cbor.decode(p)
+    except Exception:  # not a header: no floor
+        return 0
+    return h[1] if isinstance(h, list) and len(h) == 2 and isinstance(h[1], int) else 0
+
+
+def _record_seq(p) -> int:  # type: ignore[no-untyped-def]
+    try:
+        return record.peek_seq(p)
+    except Exception:  # a frame that checks but holds no record of ours
+        return 0
 
 
 class Journal:
@@ -62,7 +141,11 @@ class Journal:
         self.seg_count: dict = {}  # segment -> unacked records
         self.seg_size: dict = {}  # segment -> bytes
         self.torn = 0
+        # Damage found and not yet journaled: bytes lost, runs, meta copies
+        # unreadable, numbers skipped. Kept in the meta until journaled.
+        self.damage: dict = {}
         self.active = 1
+        self.meta = StateFile(fs, "meta")
         self._recover()
 
     # -- files -------------------------------------------------------------
@@ -74,22 +157,33 @@ class Journal:
         return "j%05d.ack" % seg
 
     def _save_meta(self) -> None:
-        self.fs.write_atomic("meta", cbor.encode([self.next_seq, self.overflow.get("granted", 0),
-                                                  self.overflow.get("denied", 0)]))  # fmt: skip
+        d = self.damage
+        ov = self.overflow
+        damage = [d.get("b", 0), d.get("r", 0), d.get("m", 0), d.get("s", 0), d.get("e", 0)]
+        self.meta.save([self.next_seq, ov.get("granted", 0), ov.get("denied", 0)] + damage)
+
+    def _load_meta(self) -> int:
+        """Load the newest readable meta copy; returns how many copies that
+        exist could not be read."""
+        m = self.meta.load()
+        if not (isinstance(m, list) and len(m) == 8 and all(isinstance(x, int) for x in m)):
+            return self.meta.unreadable + (1 if m is not None else 0)
+        self.next_seq = max(1, m[0])
+        if m[1]:
+            self.overflow["granted"] = m[1]
+        if m[2]:
+            self.overflow["denied"] = m[2]
+        for k, v in zip("brmse", m[3:]):
+            if v:
+                self.damage[k] = v
+        return self.meta.unreadable
 
     def _recover(self) -> None:
-        meta = self.fs.read("meta")
-        if meta:
-            m: list = cbor.decode(meta)  # type: ignore[assignment]
-            self.next_seq = m[0]
-            if m[1]:
-                self.overflow["granted"] = m[1]
-            if m[2]:
-                self.overflow["denied"] = m[2]
+        meta_bad = self._load_meta()
         segs = []
         names = self.fs.listdir()
         for name in names:
-            if name.startswith("j") and name.endswith(".log"):
+            if name.startswith("j") and name.endswith(".log") and len(name) == 10 and name[1:6].isdigit():
                 segs.append(int(name[1:6]))
             elif name.endswith(".tmp"):
                 self.fs.remove(name)  # an atomic write cut before its rename
@@ -97,39 +191,87 @@ class Journal:
             if name.startswith("j") and name.endswith(".ack") and name[:6] + ".log" not in names:
                 self.fs.remove(name)  # a deletion cut between its two files
         segs.sort()
+        bad_bytes = 0
+        bad_runs = 0
+        skip = 0
+        repair = []
+        top = self.next_seq
         for seg in segs:
             data = self.fs.read(self._log(seg))
-            payloads, end = _frames(data)
-            if end < len(data):
-                self.torn += len(data) - end
-                self.fs.truncate(self._log(seg), end)
+            payloads, bad, runs, torn, tail = _frames(data)
+            if bad:
+                if torn:
+                    self.torn += bad
+                bad_bytes += bad
+                bad_runs += runs
+                repair.append((self._log(seg), payloads))
+                if seg == segs[-1] and tail < len(data):
+                    # Records after the last good frame of the newest segment
+                    # may be ones the gateway holds (a power cut mid-append
+                    # looks the same as completed frames cut or erased):
+                    # skip every number the lost bytes could have held.
+                    lost = max(len(data), self.segment_bytes) - tail
+                    skip = lost // _MIN_RECORD_FRAME + 1
             acked = {}
             adata = self.fs.read(self._ack(seg))
-            apay, aend = _frames(adata)
-            if aend < len(adata):
-                self.fs.truncate(self._ack(seg), aend)
+            apay, abad, aruns, _atorn, _atail = _frames(adata)
+            if abad:
+                bad_bytes += abad  # acks lost: those records go up again, none is lost
+                bad_runs += aruns
+                repair.append((self._ack(seg), apay))
             for p in apay:
-                acked[struct.unpack(">I", p)[0]] = True
+                if len(p) == 4:
+                    a = struct.unpack(">I", p)[0]
+                    acked[a] = True
+                    if a + 1 > top:
+                        top = a + 1  # acked, so the gateway has it: never reused
             count = 0
+            size = 0
             for p in payloads:
-                rmap: dict = cbor.decode(p)  # type: ignore[assignment]
-                seq = rmap[2]
-                if seq >= self.next_seq:
-                    self.next_seq = seq + 1
-                if seq not in acked:
+                size += _HEAD_LEN + len(p)
+                if _is_header(p):
+                    h = _header_floor(p)
+                    if h > top:
+                        top = h
+                    continue
+                seq = _record_seq(p)
+                if seq < 1:
+                    continue  # checks, but is not ours: never counted as a record
+                if seq + 1 > top:
+                    top = seq + 1
+                if seq not in acked and seq not in self.seg_of:
                     self.seg_of[seq] = seg
                     count += 1
             self.seg_count[seg] = count
-            self.seg_size[seg] = end
-        for seg in segs:
-            if self.seg_count[seg] == 0 and seg != segs[-1]:
-                self._drop(seg)
+            self.seg_size[seg] = size
+        if meta_bad == 2 and not segs:
+            # Neither meta copy nor any segment survived: the numbers used
+            # are unknown, so skip past all a full journal can hold.
+            skip += self.max_segments * self.segment_bytes // _MIN_RECORD_FRAME
+        if bad_bytes or meta_bad:
+            d = self.damage
+            for k, v in (("b", bad_bytes), ("r", bad_runs), ("m", meta_bad)):
+                if v:
+                    d[k] = d.get(k, 0) + v
+            if skip:
+                d["s"] = d.get("s", top)  # the first number skipped...
+                d["e"] = top + skip - 1  # ...and the last
+        self.next_seq = top + skip
+        if bad_bytes or meta_bad:
+            self._save_meta()  # the skipped numbers and the report first: then the repairs
+            if meta_bad:
+                self._save_meta()  # both copies readable again
+        for name, payloads in repair:
+            self.fs.write_atomic(name, b"".join(_frame(p) for p in payloads))
         if segs:
             self.active = segs[-1]
             if self.seg_size.get(self.active, 0) >= self.segment_bytes:
                 self.active += 1
         self.seg_count.setdefault(self.active, 0)
         self.seg_size.setdefault(self.active, 0)
+        for seg in segs:
+            if self.seg_count[seg] == 0 and seg != self.active and seg != segs[-1]:
+                self._drop(seg)
 
     def _drop(self, seg: int) -> None:
         self.fs.remove(self._log(seg))
@@ -149,17 +291,37 @@ class Journal:
     ) -> "PassRecord | None":
         """Journal one decision durably; returns the record, or None when the
         journal is full (the decision is then counted in the overflow)."""
-        if self.overflow and not self.full(160):
+        if self.damage and not self.full(200):
+            self.flush_damage(time, door)
+        if self.overflow and not self.full(200):
             self._flush_overflow(time, door)
         rec = PassRecord(self.device, self.next_seq, time, door, kind, ref, granted, reason)
         frame = _frame(rec.encode())
-        if self.full(len(frame)):
+        if self.full(len(frame) + 20):
             k = "granted" if granted else "denied"
             self.overflow[k] = self.overflow.get(k, 0) + 1
             self._save_meta()
             return None
         self._write(frame, rec.seq)
         return rec
+
+    def flush_damage(self, time: int, door: str) -> None:
+        """Journal the damage recovery found, as one "journal-damage" record
+        (reference "b<bytes lost>/r<damaged runs>/m<meta copies unreadable>
+        [/s<first>-<last number skipped>]", so the cloud can tell a skipped
+        range from a lost one). The boot calls it; an append does if the
+        boot could not."""
+        d = self.damage
+        if not d or self.full(200):
+            return
+        # bytes lost / damaged runs / meta copies unreadable / numbers skipped
+        ref = "b%d/r%d/m%d" % (d.get("b", 0), d.get("r", 0), d.get("m", 0))
+        if d.get("s"):
+            ref += "/s%d-%d" % (d["s"], d["e"])
+        rec = PassRecord(self.device, self.next_seq, time, door, "none", ref[:40], False, "journal-damage")
+        self._write(_frame(rec.encode()), rec.seq)
+        self.damage = {}
+        self._save_meta()
 
     def _flush_overflow(self, time: int, door: str) -> None:
         g = self.overflow.get("granted", 0)
@@ -172,20 +334,30 @@ class Journal:
         self._save_meta()
 
     def _write(self, frame: bytes, seq: int) -> None:
+        old = None
         if self.seg_size.get(self.active, 0) + len(frame) > self.segment_bytes and self.seg_size.get(
             self.active
         ):
-            if self.seg_count.get(self.active) == 0:
-                self._save_meta()
-                self._drop(self.active)
+            old = self.active
             self.active += 1
             self.seg_count[self.active] = 0
             self.seg_size[self.active] = 0
+        if self.seg_size.get(self.active, 0) == 0:
+            # A segment begins with its floor, in the same write as its first record.
+            frame = _frame(cbor.encode([0, seq])) + frame
         self.fs.append(self._log(self.active), frame)  # flushed and synced
         self.seg_size[self.active] += len(frame)
         self.seg_count[self.active] += 1
         self.seg_of[seq] = self.active
         self.next_seq = seq + 1
+        if old is not None:
+            # Only now that the new segment's header bounds every number in
+            # them may fully acknowledged segments go.
+            stale = [s for s in self.seg_count if self.seg_count[s] == 0 and s != self.active]
+            if stale:
+                self._save_meta()
+                for s in stale:
+                    self._drop(s)
 
     # -- upload ------------------------------------------------------------
 
@@ -195,8 +367,10 @@ class Journal:
         for seg in sorted(self.seg_count):
             if not self.seg_count[seg]:
                 continue
-            payloads, _end = _frames(self.fs.read(self._log(seg)))
+            payloads = _frames(self.fs.read(self._log(seg)))[0]
             for p in payloads:
+                if _is_header(p):
+                    continue
                 r = PassRecord.decode(p)
                 if self.seg_of.get(r.seq) == seg:
                     out.append(r)
@@ -218,14 +392,16 @@ class Journal:
             pos = 0
             n = len(data)
             while pos + _HEAD_LEN <= n and len(seqs) < limit:
-                ln = (data[pos] << 8) | data[pos + 1]
+                ln = (data[pos + 1] << 8) | data[pos + 2]
                 end = pos + _HEAD_LEN + ln
                 payload = data[pos + _HEAD_LEN : end]
+                pos = end
+                if _is_header(payload):
+                    continue
                 seq = record.peek_seq(payload)
-                if self.seg_of.get(seq) == seg:  # recovery checked every CRC already
+                if self.seg_of.get(seq) == seg:  # recovery checked (and repaired) every frame
                     seqs.append(seq)
                     parts.append(payload)
-                pos = end
             if len(seqs) >= limit:
                 break
         return seqs, record.batch_from_encoded(parts)
@@ -244,7 +420,7 @@ class Journal:
                 del self.seg_of[s]
                 n += 1
             self.seg_count[seg] -= len(ss)
-            if self.seg_count[seg] == 0 and seg != self.active:
+            if self.seg_count[seg] == 0 and seg != self.active and self.seg_size.get(self.active):
                 self._save_meta()  # the sequence floor outlives the records
                 self._drop(seg)
         return n

@@ -37,6 +37,9 @@ class LockApp:
         self.hal = hal
         self.fp = fp  # firmware.fpmodule.FingerprintModule, or None on a lock without one
         self.journal = Journal(fs, device_id)
+        # Damage recovery found on flash is journaled at once, so it reaches
+        # the cloud even if no one uses the door for a while.
+        self.journal.flush_damage(hal.time() or 0, device_id)
         self.core = LockCore(
             device_id, root_key, self.journal, hal, fs, open_s=open_s, held_open_s=held_open_s, fp=fp
         )
@@ -73,9 +76,9 @@ class LockApp:
             self.core.exit_button(now, int(mono))
         is_open = self.hal.door_open()
         if is_open != self.door_was_open:
-            self.core.door(is_open, int(mono))
+            self.core.door(is_open, int(mono), now)
             self.door_was_open = is_open
-        self.core.tick(int(mono))
+        self.core.tick(int(mono), now)
         while self.core.events:
             ev = self.core.events.pop(0)
             self.core.outbox.append(("evt", self._event(ev, now)))

@@ -86,6 +86,7 @@ class Gate:
         self._close_at: float | None = None
         self._opened_at: float | None = None
         self._exit_requested = False
+        self._forced = False
         self._held_alarmed = False
         self.exit_button.when_pressed = self._exit_pressed
         self.contact.when_released = self._door_opened
@@ -101,11 +102,12 @@ class Gate:
             self._exit_requested = True
 
     def _door_opened(self) -> None:
+        # gpiozero's thread: only note it; `tick` (the daemon's thread, which
+        # owns the outbox) journals the alarm.
         with self._lock:
             self._opened_at = self.monotonic()
-            forced = not self.strike.value
-        if forced:
-            self.on_event({"event": "door-forced", "gate": self.id})
+            if not self.strike.value:
+                self._forced = True
 
     def _door_closed(self) -> None:
         with self._lock:
@@ -189,6 +191,7 @@ class Gate:
         now = self.monotonic()
         with self._lock:
             exit_req, self._exit_requested = self._exit_requested, False
+            forced, self._forced = self._forced, False
             close = self._close_at is not None and now >= self._close_at
             held = (
                 self._opened_at is not None
@@ -197,6 +200,11 @@ class Gate:
             )
             if held:
                 self._held_alarmed = True
+        # Alarms are records, durable like any pass record (they reach the
+        # cloud after an outage and a restart), then live events.
+        if forced:
+            self._record("none", "", False, "door-forced")
+            self.on_event({"event": "door-forced", "gate": self.id})
         if exit_req:
             # The exit button always works: no code, no keypad lockout.
             self._record("exit", "", True, "ok")
@@ -208,6 +216,7 @@ class Gate:
                 self._close_at = None
         if held:
             self.buzzer.on()
+            self._record("none", f"s{self.held_open_limit:.0f}", False, "door-held-open")
             self.on_event({"event": "door-held-open", "gate": self.id, "seconds": self.held_open_limit})
 
     def close(self) -> None:

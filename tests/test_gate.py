@@ -88,13 +88,19 @@ def test_wrong_codes_throttle_the_keypad_but_not_the_exit_button(rig: Any) -> No
 
 
 def test_door_held_open_and_forced_door_raise_alarms(rig: Any) -> None:
-    g, factory, clock, events, _ob, _ = rig
+    g, factory, clock, events, ob, _ = rig
     factory.pin(27).drive_high()  # door opens with the strike off: forced
+    g.tick()
     assert events[-1]["event"] == "door-forced"
     clock.advance(61)
     g.tick()
     assert events[-1]["event"] == "door-held-open" and factory.pin(24).state
     factory.pin(27).drive_low()
+    # Both are records in the durable outbox, not only messages in memory.
+    assert [(r.kind, r.granted, r.reason) for r in _records(ob)[-2:]] == [
+        ("none", False, "door-forced"),
+        ("none", False, "door-held-open"),
+    ]
 
 
 def test_state_survives_restart(tmp_path: Path) -> None:

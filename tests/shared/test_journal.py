@@ -120,3 +120,201 @@ def test_encoded_upload_equals_the_decoded_batch():
     ]
     for r in big:
         assert record.peek_seq(r.encode()) == r.seq
+
+
+# -- issue 16: damage never stops the lock, never reuses a number ----------------
+
+
+def _fill(d, name, data):
+    with open(d + "/" + name, "wb") as f:
+        f.write(data)
+
+
+def _get(d, name):
+    try:
+        with open(d + "/" + name, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _jstate(j):
+    return (
+        [r.encode() for r in j.pending(1000)],
+        j.next_seq,
+        sorted(j.damage.items()),
+        sorted(j.overflow.items()),
+    )
+
+
+def test_smallest_record_frame_bounds_the_skip():
+    from firmware import journal
+    from protocol.record import PassRecord
+
+    shortest = PassRecord("a", 1, 0, "a", "qr", "", False, "a").encode()
+    assert len(shortest) + journal._HEAD_LEN >= journal._MIN_RECORD_FRAME
+
+
+def test_zero_and_erased_tails_do_not_stop_the_lock():
+    for fill in (0x00, 0xFF):
+        d = _dir()
+        j = Journal(FlashFS(d), "lock-1")
+        for i in range(5):
+            _rec(j, i)
+        with open(d + "/j00001.log", "ab") as f:
+            f.write(bytes([fill]) * 6)
+        j2 = Journal(FlashFS(d), "lock-1")  # raised ProtocolError / struct.error
+        assert [r.seq for r in j2.pending(100)] == [1, 2, 3, 4, 5]
+        assert j2.damage["b"] == 6 and j2.next_seq > 6
+        r = _rec(j2, 9)
+        reasons = [x.reason for x in j2.pending(100)]
+        assert reasons[-2:] == ["journal-damage", "ok"] and r.seq > 6
+
+
+def test_damaged_meta_does_not_stop_the_lock():
+    for junk in (b"", b"\x00" * 12, b"\xff" * 30, b"\x82\x01", b"junk that is not a frame"):
+        d = _dir()
+        j = Journal(FlashFS(d), "lock-1", segment_bytes=300, max_segments=2)
+        for i in range(20):
+            _rec(j, i, granted=False)  # fills the journal: the overflow lives in the meta
+        j.ack([r.seq for r in j.pending(100)][:3])
+        before = j.next_seq
+        for name in ("meta", "meta.b"):
+            if _get(d, name):
+                _fill(d, name, junk)
+        j2 = Journal(FlashFS(d), "lock-1", segment_bytes=300, max_segments=2)
+        assert j2.next_seq >= before  # the segments' headers and records still bound it
+        if junk:
+            assert j2.damage["m"] >= 1
+        j3 = Journal(FlashFS(d), "lock-1", segment_bytes=300, max_segments=2)
+        assert _jstate(j3) == _jstate(j2)
+
+
+def test_sequence_numbers_never_reused_after_damage():
+    d = _dir()
+    j = Journal(FlashFS(d), "lock-1", segment_bytes=4096)
+    for i in range(91):
+        _rec(j, i)
+    name = sorted(n for n in FlashFS(d).listdir() if n.endswith(".log"))[-1]
+    data = bytearray(_get(d, name))
+    for k in range(1, 4):  # the last three completed frames
+        data[len(data) - k * 40] ^= 0x20
+    _fill(d, name, bytes(data))
+    j2 = Journal(FlashFS(d), "lock-1", segment_bytes=4096)
+    assert j2.next_seq > 91  # was 88: the gateway holds 88..91 and refused the new ones
+    nxt = _rec(j2, 100)
+    assert nxt.seq > 91 and j2.pending(200)[-2].reason == "journal-damage"
+    # Cut exactly at a frame boundary: the ack file still bounds the numbers.
+    d = _dir()
+    j = Journal(FlashFS(d), "lock-1", segment_bytes=4096)
+    for i in range(10):
+        _rec(j, i)
+    j.ack([9, 10])
+    log = _get(d, "j00001.log")
+    _fill(d, "j00001.log", log[: len(log) - 2 * len(log) // 11])
+    assert Journal(FlashFS(d), "lock-1", segment_bytes=4096).next_seq > 10
+
+
+def test_recovery_is_idempotent():
+    d = _dir()
+    j = Journal(FlashFS(d), "lock-1", segment_bytes=400)
+    for i in range(30):
+        _rec(j, i)
+    j.ack([1, 2, 3, 17])
+    log = bytearray(_get(d, "j00002.log"))
+    log[50] ^= 1
+    _fill(d, "j00002.log", bytes(log) + b"\x00" * 9)
+    j1 = Journal(FlashFS(d), "lock-1", segment_bytes=400)
+    s1 = _jstate(j1)
+    assert j1.damage
+    j2 = Journal(FlashFS(d), "lock-1", segment_bytes=400)
+    assert _jstate(j2) == s1
+
+
+def _damage(data, off, kind):
+    b = bytearray(data)
+    if kind == "cut":
+        return bytes(b[:off])
+    if kind == "flip":
+        b[off] ^= 1 << (off % 8)
+        return bytes(b)
+    fill = 0 if kind in ("zero", "zero-tail") else 0xFF
+    if kind.endswith("-tail"):
+        return bytes(b[:off]) + bytes([fill]) * 12
+    for i in range(off, min(off + 6, len(b))):
+        b[i] = fill
+    return bytes(b)
+
+
+def _extents(data):
+    """(start, end, seq) of each record frame of an undamaged log."""
+    from firmware import journal
+    from protocol import record
+
+    out = []
+    pos = 0
+    while pos + journal._HEAD_LEN <= len(data):
+        end = pos + journal._HEAD_LEN + ((data[pos + 1] << 8) | data[pos + 2])
+        payload = data[pos + journal._HEAD_LEN : end]
+        if payload[0] == 0xA8:
+            out.append((pos, end, record.peek_seq(payload)))
+        pos = end
+    return out
+
+
+def test_damage_at_every_offset_of_every_file():
+    """Every file of a small journal (three segments, an ack file, both meta
+    copies), damaged at every offset (the kinds in turn): the lock boots,
+    invents nothing, keeps every unacked record outside the damaged bytes,
+    never hands out a number it used, and a second boot finds the same."""
+    base = _dir()
+    j = Journal(FlashFS(base), "lock-1", segment_bytes=250, max_segments=8)
+    written = {}
+    for i in range(14):
+        r = _rec(j, i, granted=i % 3 != 0)
+        written[r.seq] = r.encode()
+    j.ack([1, 2, 3, 4, 5, 9])
+    j._save_meta()  # both meta copies on flash, as after any two saves
+    j = Journal(FlashFS(base), "lock-1", segment_bytes=250, max_segments=8)
+    reference = [r.seq for r in j.pending(100)]
+    used = max(written)
+    files = sorted(n for n in FlashFS(base).listdir() if not n.endswith(".tmp"))
+    assert "meta" in files and "meta.b" in files and any(n.endswith(".ack") for n in files)
+    contents = {n: _get(base, n) for n in files}
+    kinds = ("cut", "flip", "zero", "ff", "zero-tail", "ff-tail")
+    rounds = 0
+    for fi, name in enumerate(files):
+        data = contents[name]
+        for off in range(len(data)):
+            kind = kinds[(off + fi) % len(kinds)]
+            d = _dir()
+            for n in files:
+                _fill(d, n, _damage(data, off, kind) if n == name else contents[n])
+            ctx = "%s@%d:%s" % (name, off, kind)
+            j1 = Journal(FlashFS(d), "lock-1", segment_bytes=250, max_segments=8)
+            pend = j1.pending(100)
+            seqs = [r.seq for r in pend]
+            assert len(seqs) == len(set(seqs)), ctx
+            for r in pend:
+                assert written.get(r.seq) == r.encode(), ctx  # nothing invented or altered
+            if not name.endswith(".log"):
+                for s in reference:
+                    assert s in seqs, ctx  # meta or acks damaged: no record lost
+            else:
+                hit_lo = off
+                hit_hi = (
+                    len(data)
+                    if kind == "cut" or kind.endswith("-tail")
+                    else off + (1 if kind == "flip" else 6)
+                )
+                for start, end, s in _extents(data):
+                    if s in reference and (end <= hit_lo or start >= hit_hi):
+                        assert s in seqs, ctx  # untouched frames are kept
+            assert j1.next_seq > used, ctx  # never reused
+            s1 = _jstate(j1)
+            j2 = Journal(FlashFS(d), "lock-1", segment_bytes=250, max_segments=8)
+            assert _jstate(j2) == s1, ctx
+            nxt = _rec(j2, 99)
+            assert nxt is not None and nxt.seq > used, ctx
+            rounds += 1
+    assert rounds == sum(len(c) for c in contents.values())

@@ -160,7 +160,8 @@ def test_exit_door_alarms_and_the_watchdog():
     _run(app, hal, 1)
     kinds = _events(hal)
     assert kinds == ["door-held-open", "door-forced"]
-    assert [r.kind for r in app.journal.pending(10)] == ["exit"]
+    recs = [(r.kind, r.reason) for r in app.journal.pending(10)]
+    assert recs == [("exit", "ok"), ("none", "door-held-open"), ("none", "door-forced")]  # durable too
 
 
 def test_link_backs_off_uploads_and_forgets_only_after_the_ack():
@@ -319,3 +320,26 @@ def test_a_fault_in_one_step_does_not_stop_the_door():
         hal.t += 0.5
     assert hal.opened == 1  # still deciding after the fault
     assert "fault" in _events(hal)
+
+
+def test_a_lock_with_damaged_flash_boots_decides_and_reports_it():
+    hal = LoopHAL()
+    hal.wall = NOW
+    d = fresh_dir("dmg")
+    fs = FlashFS(d)
+    app = LockApp(hal, fs, "lock-1", ROOT, GW, "127.0.0.1", 1883, "pw", open_s=5, held_open_s=30)
+    hal.exit = True
+    _run(app, hal, 1)
+    for name in ("meta", "meta.b", "j00001.log"):
+        with open(d + "/" + name, "ab") as f:
+            f.write(b"\x00" * 7)  # what a power loss leaves
+    hal2 = LoopHAL()
+    hal2.wall = NOW + 60
+    app2 = LockApp(hal2, FlashFS(d), "lock-1", ROOT, GW, "127.0.0.1", 1883, "pw", open_s=5, held_open_s=30)
+    code = _code().digits
+    hal2.keys = list(code) + ["#"]
+    _run(app2, hal2, 1)
+    assert hal2.strike_on  # it decides
+    recs = app2.journal.pending(10)
+    assert [r.reason for r in recs] == ["ok", "journal-damage", "ok"]
+    assert recs[1].time >= NOW + 60 and recs[1].ref.startswith("b") and recs[1].seq > recs[0].seq + 1

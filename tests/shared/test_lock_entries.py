@@ -76,10 +76,10 @@ def test_entries_enrol_replace_and_delete_on_the_module():
 def test_refused_entries_change_nothing():
     core, _hal, fs = _lock()
     emu, fp = _fp_rig()
-    before = fs.read("core")
+    before = (fs.read("core"), fs.read("core.b"))
     for name, reason in (("tampered", "bad-tag"), ("other-lock", "bad-tag"), ("expired", "expired")):
         assert core.load_entry(fp, E[name], NOW, 1)[0] == reason
-    assert fs.read("core") == before and len(emu.library) == 0 and core.slots == {}
+    assert (fs.read("core"), fs.read("core.b")) == before and len(emu.library) == 0 and core.slots == {}
     core.capacity = 3  # a full module refuses the whole entry
     assert core.load_entry(fp, E["many"], NOW, 2)[0] == "store-full"
     assert core.slots == {} and len(emu.library) == 0
