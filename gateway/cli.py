@@ -25,10 +25,14 @@ def _cmd_gateway_run(args: argparse.Namespace) -> int:
 
     from gateway import config, logjson
     from gateway.daemon import Gateway
+    from gateway.statelock import StateLocked
 
     logjson.setup()
     try:
         gw = Gateway(config.load(args.config))
+    except StateLocked as e:
+        print(f"lockedge: a gateway already runs on this state: {e}; stop it first", file=sys.stderr)
+        return 2
     except (config.ConfigError, OSError) as e:
         print(f"lockedge: {e}", file=sys.stderr)
         return 2
@@ -39,43 +43,107 @@ def _cmd_gateway_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_gateway_status(args: argparse.Namespace) -> int:
+    """Live from the running daemon (its control socket); otherwise the last
+    status it wrote, said to be stale, with its age. Exit 0 running, 1 running
+    but not answering, 3 not running (as `systemctl status`)."""
     import json
+    import time
 
-    from gateway import config
+    from gateway import config, control
+    from gateway.statelock import StateLock, holder_of
 
     try:
         cfg = config.load(args.config)
-        st = json.loads((cfg.state_dir / "status.json").read_text())
-    except (config.ConfigError, OSError, ValueError) as e:
-        print(f"lockedge: no status ({e}); is the gateway running?", file=sys.stderr)
+    except (config.ConfigError, OSError) as e:
+        print(f"lockedge: {e}", file=sys.stderr)
         return 2
+    lock = cfg.state_dir / "gateway.lock"
+    try:
+        answer = control.request(cfg.state_dir, {"op": "status"}, timeout=5)
+        st = answer["status"] if answer.get("ok") else None
+    except control.ControlUnavailable:
+        st = None
+    if st is not None:
+        print(f"gateway {st['gateway']}: running (pid {st['pid']}, up {_ago(st['uptime_s'])})")
+        rc = 0
+    else:
+        try:
+            st = json.loads((cfg.state_dir / "status.json").read_text())
+        except (OSError, ValueError):
+            st = None
+        age = time.time() - float(st.get("written_at", 0)) if st else None
+        if StateLock.held(lock):
+            pid, _cmd = holder_of(lock)
+            print(f"gateway {cfg.id}: running (pid {pid}) but not answering on its control socket")
+            rc = 1
+        else:
+            print(f"gateway {cfg.id}: NOT RUNNING")
+            rc = 3
+        if st is None:
+            print("no status was ever written in " + str(cfg.state_dir))
+            return rc
+        when = "at an unknown time" if not st.get("written_at") else f"{_ago(age or 0)} ago"
+        print(f"last status, written {when} (stale: links and ages as they were then):")
     up = {True: "up", False: "DOWN"}
-    print(f"gateway {st['gateway']}: cloud {up[st['cloud']]}, local {up[st['local']]}")
-    age = st["oldest_unacked_age_s"]
-    print(f"backlog {st['backlog']} records, oldest unacked {'-' if age is None else f'{age:.0f}s'}")
-    print(f"records in {st['records_in']}, acked by cloud {st['records_acked']}, refused {st['refused']}")
-    for lock, state in sorted(st["locks"].items()):
-        print(f"  {lock}: {state}")
-    return 0
+    print(f"  cloud {up[bool(st['cloud'])]}, local {up[bool(st['local'])]}")
+    age_s = st["oldest_unacked_age_s"]
+    print(f"  backlog {st['backlog']} records, oldest unacked {'-' if age_s is None else _ago(age_s)}")
+    print(f"  records in {st['records_in']}, acked by cloud {st['records_acked']}, refused {st['refused']}")
+    damage = st.get("outbox_recovery") or {}
+    if any(damage.get(k) for k in ("torn_bytes", "corrupt_bytes", "undecodable")):
+        print(f"  outbox damage repaired at start: {damage}")
+    for lock_id, state in sorted(st["locks"].items()):
+        print(f"  {lock_id}: {state}")
+    return rc
+
+
+def _ago(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 def _cmd_gateway_import(args: argparse.Namespace) -> int:
-    """Import by hand (the daemon does this when an allow-listed stick is
-    inserted), with a progress bar. Run it while the daemon is stopped:
-    both would write the same store."""
+    """Import now, with a progress bar. If the daemon runs, it does the
+    import (it owns the store and the outbox) and this prints its reports."""
     import time
 
-    from gateway import config
+    from gateway import config, control
     from gateway.bioservice import BioService
     from gateway.outbox import Outbox
+    from gateway.statelock import StateLock, StateLocked
 
     try:
         cfg = config.load(args.config)
         if cfg.biometrics is None:
             print("lockedge: gateway.toml has no [biometrics] section", file=sys.stderr)
             return 2
-        outbox = Outbox(cfg.state_dir / "outbox")
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        state_lock = StateLock(cfg.state_dir / "gateway.lock")
+    except StateLocked as e:
+        try:
+            answer = control.request(cfg.state_dir, {"op": "import", "dir": str(args.dir.resolve())})
+        except control.ControlUnavailable as why:
+            print(f"lockedge: {e}, which does not answer ({why}); try again when it does", file=sys.stderr)
+            return 2
+        if not answer.get("ok"):
+            print(f"lockedge: the running gateway refused: {answer.get('error')}", file=sys.stderr)
+            return 2
+        print(f"imported by the running gateway (pid {e.pid}):")
+        reports = answer["reports"]
+        for r in reports:
+            print(f"{r['file']}: {r['result']} {r['counts'] if r['counts'] else ''}")
+        return 0 if all(r["result"] == "imported" for r in reports) else 1
     except (OSError, config.ConfigError) as e:
+        print(f"lockedge: {e}", file=sys.stderr)
+        return 2
+    try:
+        outbox = Outbox(cfg.state_dir / "outbox")
+    except (OSError, StateLocked) as e:
+        state_lock.release()
         print(f"lockedge: {e}", file=sys.stderr)
         return 2
 
@@ -85,15 +153,17 @@ def _cmd_gateway_import(args: argparse.Namespace) -> int:
             n = 30 * done // total
             print(f"\r{e['file']} [{'#' * n}{'.' * (30 - n)}] {done}/{total}", end="", flush=True)
 
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    svc = BioService(cfg.biometrics, cfg.id, cfg.site, cfg.state_dir, cfg.lock_keys(), outbox,
-                     lambda t, b: None, bar, matching=False)  # fmt: skip
-    reports = svc.importer.import_dir(args.dir, int(time.time()))
+    try:
+        svc = BioService(cfg.biometrics, cfg.id, cfg.site, cfg.state_dir, cfg.lock_keys(), outbox,
+                         lambda t, b: None, bar, matching=False)  # fmt: skip
+        reports = svc.importer.import_dir(args.dir, int(time.time()))
+    finally:
+        outbox.close()
+        state_lock.release()
     print()
-    for r in reports:
-        print(f"{r.file}: {r.result} {r.counts if r.counts else ''}")
-    outbox.close()
-    return 0 if all(r.result == "imported" for r in reports) else 1
+    for rep in reports:
+        print(f"{rep.file}: {rep.result} {rep.counts if rep.counts else ''}")
+    return 0 if all(rep.result == "imported" for rep in reports) else 1
 
 
 def _cmd_sim_lock(args: argparse.Namespace) -> int:

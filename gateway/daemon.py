@@ -7,24 +7,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cbor2
 
 from gateway import config as cfgmod
 from gateway.bioservice import BioService
+from gateway.control import ControlServer
 from gateway.gate import Gate, GatePins
 from gateway.mqttlink import Inbound, MqttLink
 from gateway.outbox import GroupCommitter, Outbox
 from gateway.relay import Answer, CommandRelay, Refused, ToCloud, ToLock
 from gateway.schedule import AuthOp, AuthSchedule, ScheduleError
-from gateway.store import open_db
+from gateway.statelock import StateLock
+from gateway.store import atomic_write, open_db
 from protocol import envelope, errors, keys, record
 from protocol.errors import ProtocolError
 from protocol.verifier import CodeVerifier
@@ -65,6 +69,19 @@ class Gateway:
         self.cfg = cfg
         self.clock = clock
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        # One process writes this state: a second daemon, or a CLI that
+        # would write the store or the outbox, is refused (StateLocked) and
+        # asks this one over the control socket instead.
+        self._state_lock = StateLock(cfg.state_dir / "gateway.lock")
+        try:
+            self._init(usb_backend, mount_of, pin_factory)
+        except BaseException:
+            self._state_lock.release()
+            raise
+
+    def _init(self, usb_backend: Any, mount_of: Any, pin_factory: Any) -> None:
+        cfg = self.cfg
+        clock = self.clock
         cfg.cloud.check_secrets()
         cfg.local.check_secrets()
         root = cfg.root_key()
@@ -73,6 +90,8 @@ class Gateway:
         self.lock_keys = cfg.lock_keys()
         self.db = open_db(cfg.state_dir / "state.json")
         self.outbox = Outbox(cfg.state_dir / "outbox")
+        self.control: ControlServer | None = None
+        self.started_at = time.time()
         self.committer = GroupCommitter(self.outbox)
         self.relay = CommandRelay(set(self.lock_keys), timeout=cfg.command_timeout, window=cfg.command_window)
         self.local_rx = envelope.Receiver(lambda s, t: self.lock_keys.get(s) if t == "rec" else None)
@@ -188,6 +207,7 @@ class Gateway:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
+        self.control = ControlServer(self.cfg.state_dir, lambda rq, f: self.inbox.put(("control", (rq, f))))
         self.local.start()
         self.cloud.start()
 
@@ -208,6 +228,9 @@ class Gateway:
             if self.gate is not None:
                 self.gate.close()
             self.outbox.close()
+            if self.control is not None:
+                self.control.close()
+            self._state_lock.release()
 
     def _drain(self, budget: float = 5.0) -> None:
         # SIGTERM: stop taking new work, let what is queued reach the outbox,
@@ -269,6 +292,8 @@ class Gateway:
                 self._upload_due = True
             elif source == "gate-input":
                 self._gate_input(*what)
+            elif source == "control":
+                self._control(*what)
             elif source == "bio-event":
                 body = {str(k): v for k, v in what.items() if isinstance(v, (str, int))}
                 self.cloud.publish(f"site/{self.cfg.site}/gw/{self.cfg.id}/evt", self.seal_up("evt", body))
@@ -431,6 +456,24 @@ class Gateway:
         except Exception as e:  # the caller learns why; the loop goes on
             fut.set_exception(e)
 
+    def _control(self, req: dict[str, Any], fut: Future[dict[str, Any]]) -> None:
+        """A request from a local CLI (gateway/control.py), on our thread."""
+        op = req.get("op")
+        if op == "status":
+            fut.set_result({"ok": True, "status": self.status()})
+        elif op == "import":
+            folder = req.get("dir")
+            if self.bio is None:
+                fut.set_result({"ok": False, "error": "this gateway has no [biometrics] section"})
+            elif not isinstance(folder, str) or not os.path.isabs(folder):
+                fut.set_result({"ok": False, "error": "import needs an absolute folder"})
+            else:
+                reports = self.bio.importer.import_dir(Path(folder), int(self.clock()))
+                self._upload_due = True  # each import wrote an audit record
+                fut.set_result({"ok": True, "reports": [r.as_dict() for r in reports]})
+        else:
+            fut.set_result({"ok": False, "error": f"unknown request {str(op)[:40]!r}"})
+
     def _lock_blacklist(self, lock: str, payload: bytes) -> None:
         # End to end like a command: MACed with the lock's cmd key, which the
         # gateway does not hold; it checks only that the envelope is for
@@ -514,11 +557,23 @@ class Gateway:
 
     def status(self) -> dict[str, Any]:
         age = self.outbox.oldest_unacked_age()
+        rep = self.outbox.report
         return {
             "gateway": self.cfg.id,
+            "pid": os.getpid(),
+            "written_at": round(time.time(), 1),  # wall clock: `gateway status` tells a stale file by it
+            "uptime_s": round(time.time() - self.started_at),
             "cloud": self.cloud.connected.is_set(),
             "local": self.local.connected.is_set(),
             "backlog": self.outbox.backlog(),
+            "gaps": self.outbox.gaps(),
+            "outbox_recovery": {
+                "torn_bytes": rep.torn_bytes,
+                "corrupt_bytes": rep.corrupt_bytes,
+                "corrupt_runs": rep.corrupt_frames,
+                "undecodable": rep.undecodable,
+                "repaired": rep.files_repaired,
+            },
             "oldest_unacked_age_s": None if age is None else round(age, 1),
             "last_upload": self.stats.last_upload,
             "records_in": self.stats.records_in,
@@ -532,7 +587,7 @@ class Gateway:
 
     def publish_status(self) -> None:
         st = self.status()
-        (self.cfg.state_dir / "status.json").write_text(json.dumps(st))
+        atomic_write(self.cfg.state_dir / "status.json", json.dumps(st).encode(), durable=False)
         if self.cloud.connected.is_set():
             self.cloud.publish(self._t_status(), json.dumps(st).encode(), retain=True)
 

@@ -99,6 +99,13 @@ class Report:
     operations: list[str] = field(default_factory=list)
     message: str = ""
 
+    def as_dict(self) -> dict[str, object]:
+        """What a CLI shows of an import the daemon did for it (no operations:
+        they name persons)."""
+        out: dict[str, object] = {"file": self.file, "result": self.result, "message": self.message}
+        out["counts"] = dict(self.counts)
+        return out
+
 
 class Importer:
     def __init__(
