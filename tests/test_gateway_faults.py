@@ -105,3 +105,26 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
     finally:
         stop.set()
         s.close()
+
+
+def test_uploads_resume_within_seconds_of_the_cloud_brokers_return(tmp_path: Path) -> None:
+    """A 12 s outage: the old 30 s back-off cap had grown to 8 s by then, so
+    the first upload came up to 8 s after the broker was back."""
+    s = open_site(tmp_path, n_locks=1)
+    try:
+        assert s.cloud_broker and s.gateway and s.cloud
+        s.cloud_broker.stop()
+        wait_for(lambda: s.gateway is not None and not s.gateway.cloud.connected.is_set(), what="uplink down")
+        for lk in s.locks.values():
+            lk.produce(20, batch=20)
+        wait_for(lambda: s.gateway is not None and s.gateway.outbox.backlog() == 20, what="records waiting")
+        uploaded = s.gateway.stats.records_uploaded
+        time.sleep(12)
+        s.cloud_broker.start()
+        back = time.monotonic()
+        wait_for(lambda: s.gateway is not None and s.gateway.stats.records_uploaded > uploaded, timeout=30)
+        resumed = time.monotonic() - back
+        assert resumed <= 5.0, f"first upload {resumed:.1f} s after the broker came back"
+        wait_for(lambda: s.cloud is not None and len(s.cloud.received) == 20, timeout=30, what="delivery")
+    finally:
+        s.close()
