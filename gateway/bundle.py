@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives.hpke import (
 )
 
 from protocol import cbor
+from protocol.errors import ProtocolError
 
 FORMAT = "LKB1"
 SIG_LABEL = "LKBSig1"
@@ -250,34 +251,46 @@ def build(
     return cbor.encode([prot, ct, sig])
 
 
+def _uint(v: object) -> bool:
+    return type(v) is int and v >= 0
+
+
 def read_header(data: bytes) -> tuple[Header, bytes, bytes, bytes]:
-    """Structure only, unauthenticated: (header, protected, ciphertext, signature)."""
+    """Structure only, unauthenticated: (header, protected, ciphertext,
+    signature). Everything here comes from a stick before any signature is
+    checked, so it is decoded by the strict decoder (one item spanning all
+    the bytes: junk appended to a signed bundle is refused) and every field
+    is type-checked before it is used (hashed, compared, listed): nothing
+    in a file can raise anything but BundleError."""
     if len(data) > MAX_BUNDLE:
         raise BundleError("too-large", f"bundle of {len(data)} bytes over {MAX_BUNDLE}")
     try:
-        outer = cbor2.loads(data)
-    except Exception:
-        raise BundleError("malformed", "not a lockedge bundle (not CBOR)") from None
+        outer = cbor.decode(data, 4, MAX_BUNDLE)
+    except ProtocolError:
+        raise BundleError("malformed", "not a lockedge bundle (not one deterministic CBOR item)") from None
     if not (isinstance(outer, list) and len(outer) == 3 and all(isinstance(x, bytes) for x in outer)):
         raise BundleError("malformed", "not a lockedge bundle ([protected, ciphertext, signature])")
     prot, ct, sig = outer
     try:
-        h = cbor2.loads(prot)
-    except Exception:
-        raise BundleError("malformed", "bundle header is not CBOR") from None
+        h = cbor.decode(prot, 4, 64 * 1024)
+    except ProtocolError:
+        raise BundleError("malformed", "bundle header is not deterministic CBOR") from None
     if not isinstance(h, dict) or h.get(1) != FORMAT:
         raise BundleError("version", "unknown bundle format")
-    try:
-        hdr = Header(h[2], h[3], h[4], h[5], h[6], list(h[7]), h[8], h[9])
-    except (KeyError, TypeError):
-        raise BundleError("malformed", "bundle header misses a field") from None
+    if not all(k in h for k in range(2, 10)):
+        raise BundleError("malformed", "bundle header misses a field")
+    recipients = h[7]
     ok = (
-        isinstance(hdr.bundle_id, bytes) and len(hdr.bundle_id) == 16 and isinstance(hdr.issuer, bytes)
-        and all(isinstance(x, int) and not isinstance(x, bool) for x in (hdr.created, hdr.expires, hdr.seq))
-        and hdr.kem in _KEMS and isinstance(hdr.site, str) and len(sig) == 64
+        isinstance(h[2], bytes) and len(h[2]) == 16 and isinstance(h[3], bytes) and len(h[3]) == 8
+        and _uint(h[4]) and _uint(h[5]) and _uint(h[6])
+        and isinstance(recipients, list) and 0 < len(recipients) <= 64
+        and all(isinstance(r, bytes) and len(r) == 8 for r in recipients)
+        and isinstance(h[8], str) and h[8] in _KEMS and isinstance(h[9], str) and len(h[9]) <= 64
+        and len(sig) == 64
     )  # fmt: skip
     if not ok:
         raise BundleError("invalid-field", "bundle header field of the wrong type")
+    hdr = Header(h[2], h[3], h[4], h[5], h[6], list(recipients), h[8], h[9])
     return hdr, prot, ct, sig
 
 

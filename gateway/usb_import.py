@@ -9,17 +9,29 @@ a temporary folder instead.
 Import: every `*.lkb` file, in name order, is read (size-capped), verified
 and decrypted (gateway/bundle.py), applied to the encrypted store in one
 atomic replacement (gateway/biostore.py), then to the in-memory gallery.
-Each file gets a report (also written back to the stick as
-`<file>.receipt`, signed with the gateway's Ed25519 key, for the office to
-verify) and an audit callback with counts and ids, never templates. A
-refused file changes nothing and its reason is in the log, the report and
-the receipt. Files that are not `*.lkb` are ignored.
+Each file gets a report and an audit callback with counts and ids, never
+templates; a bundle whose issuer's signature verified also gets a receipt
+written back to the stick (`<file>.receipt`, signed with the gateway's
+Ed25519 key, for the office to verify). A refused file changes nothing and
+its reason is in the log and the report. Files that are not `*.lkb` are
+ignored.
+
+The stick is untrusted input: names are resolved relative to the folder's
+descriptor with O_NOFOLLOW, only regular files are read (a link or a device
+is `not-a-file`), receipts are created with O_EXCL after removing whatever
+sat at the temporary name and renamed over the final one (a rename replaces
+a link, it never writes through it), and names and counts are capped.
+Anything a file holds that the importer cannot read is one `malformed`
+refusal: nothing on a stick can stop the daemon. Mount sticks read-only, or
+with `nosymfollow,nodev,nosuid,noexec` (docs/bundle.md).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +48,14 @@ log = logging.getLogger("lockedge.usb")
 
 MASS_STORAGE = 0x08
 RECEIPT_LABEL = "LKBReceipt1"
+MAX_FILES = 64  # bundles considered per stick
+MAX_NAME = 128  # characters of a bundle's file name
+# Refusals decided before the issuer's signature verified: no receipt is
+# written for them, so a junk file cannot make the gateway write anything.
+UNVERIFIED = frozenset(
+    {"malformed", "too-large", "version", "invalid-field", "unknown-issuer", "bad-signature",
+     "unreadable", "not-a-file"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,20 +155,80 @@ class Importer:
             load_gallery(gallery, store.state)
 
     def import_dir(self, mount: Path, now: int) -> list[Report]:
-        reports = []
-        for f in sorted(p for p in mount.iterdir() if p.suffix == ".lkb" and p.is_file()):
-            rep = self.import_file(f, now)
-            reports.append(rep)
-            self._receipt(f, rep, now)
-            self.audit(rep)
-        return reports
+        """Import every `*.lkb` on the stick mounted at `mount`. The stick is
+        untrusted: its folder is opened once and every name is resolved
+        relative to that descriptor without following links; anything but
+        a regular file is refused; names and counts are capped."""
+        try:
+            dfd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            log.warning("stick folder %s unreadable: %s", mount, e.strerror)
+            return [Report(mount.name, "unreadable", message=e.strerror or "")]
+        try:
+            try:
+                names = sorted(n for n in os.listdir(dfd) if n.endswith(".lkb"))
+            except OSError as e:
+                log.warning("stick folder %s unreadable: %s", mount, e.strerror)
+                return [Report(mount.name, "unreadable", message=e.strerror or "")]
+            reports = []
+            for name in names[:MAX_FILES]:
+                rep = self._import_at(dfd, name, now)
+                reports.append(rep)
+                if rep.result not in UNVERIFIED:
+                    self._receipt(dfd, name, rep, now)  # only for bundles whose signature verified
+                self.audit(rep)
+            if len(names) > MAX_FILES:
+                log.warning("stick holds %d bundles; the first %d were considered", len(names), MAX_FILES)
+                reports.append(Report(f"{len(names) - MAX_FILES} more", "too-many"))
+            return reports
+        finally:
+            os.close(dfd)
 
     def import_file(self, f: Path, now: int) -> Report:
+        """One bundle file (the benchmark's entry point): as `import_dir`
+        would import it, without the receipt."""
         try:
-            size = f.stat().st_size
-            if size > self.max_bytes:
-                raise bundle.BundleError("too-large", f"{size} bytes")
-            data = f.read_bytes()
+            dfd = os.open(f.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            return Report(f.name, "unreadable", message=e.strerror or "")
+        try:
+            return self._import_at(dfd, f.name, now)
+        finally:
+            os.close(dfd)
+
+    def _read_at(self, dfd: int, name: str) -> bytes:
+        if len(name) > MAX_NAME or not name.isprintable() or "/" in name:
+            raise bundle.BundleError("malformed", "file name too long or not printable")
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise bundle.BundleError("not-a-file", "a link, not a file: never followed") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise bundle.BundleError("not-a-file", "not a regular file")
+            if st.st_size > self.max_bytes:
+                raise bundle.BundleError("too-large", f"{st.st_size} bytes")
+            chunks = []
+            left = self.max_bytes + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
+            if len(data) > self.max_bytes:
+                raise bundle.BundleError("too-large", "grew while read")
+            return data
+        finally:
+            os.close(fd)
+
+    def _import_at(self, dfd: int, name: str, now: int) -> Report:
+        try:
+            data = self._read_at(dfd, name)
             hdr, payload = bundle.open_bundle(
                 data, self.issuers, self.key, self.site, now, self.store.state.last_seq
             )
@@ -158,33 +238,50 @@ class Importer:
             applied = biostore.apply(self.store.state, hdr, payload)
             self.store.commit(applied.state)
         except bundle.BundleError as e:
-            log.warning("bundle %s refused: %s", f.name, e.reason)
-            return Report(f.name, e.reason, message=str(e))
+            log.warning("bundle %s refused: %s", _shown(name), e.reason)
+            return Report(name, e.reason, message=str(e))
         except iso19794.TemplateError as e:
-            log.warning("bundle %s refused: a template is malformed", f.name)
-            return Report(f.name, "invalid-template", message=str(e))
+            log.warning("bundle %s refused: a template is malformed", _shown(name))
+            return Report(name, "invalid-template", message=str(e))
         except OSError as e:
-            log.warning("bundle %s unreadable: %s", f.name, e.strerror)
-            return Report(f.name, "unreadable", message=e.strerror or "")
+            log.warning("bundle %s unreadable: %s", _shown(name), e.strerror)
+            return Report(name, "unreadable", message=e.strerror or "")
+        except Exception as e:  # the trust boundary: nothing read from a stick may stop the daemon
+            log.warning("bundle %s refused: malformed (%s)", _shown(name), type(e).__name__)
+            return Report(name, "malformed", message="content the importer cannot read")
         total = len(payload.operations)
         for i, op in enumerate(payload.operations):
             if self.gallery is not None:
                 apply_to_gallery(self.gallery, op)
             if i % 100 == 0 or i + 1 == total:
-                self.progress(f.name, i + 1, total)
-        log.info("bundle %s imported: %s", f.name, applied.counts)
-        return Report(f.name, "imported", hdr.bundle_id.hex(), applied.counts, applied.results)
+                self.progress(name, i + 1, total)
+        log.info("bundle %s imported: %s", _shown(name), applied.counts)
+        return Report(name, "imported", hdr.bundle_id.hex(), applied.counts, applied.results)
 
-    def _receipt(self, f: Path, rep: Report, now: int) -> None:
+    def _receipt(self, dfd: int, name: str, rep: Report, now: int) -> None:
         body = cbor.encode({1: rep.bundle_id, 2: self.gateway_id, 3: rep.result, 4: rep.counts,
                             5: rep.operations, 6: now, 7: rep.file})  # fmt: skip
         sig = self.signer.sign(cbor.encode([RECEIPT_LABEL, body]))
+        tmp, final = name + ".receipt.tmp", name + ".receipt"
         try:
-            tmp = f.with_name(f.name + ".receipt.tmp")
-            tmp.write_bytes(cbor.encode([body, sig]))
-            os.replace(tmp, f.with_name(f.name + ".receipt"))
+            try:
+                os.unlink(tmp, dir_fd=dfd)  # whatever was planted there: a link is removed, not followed
+            except FileNotFoundError:
+                pass
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=dfd)  # fmt: skip
+            try:
+                os.write(fd, cbor.encode([body, sig]))
+            finally:
+                os.close(fd)
+            os.replace(tmp, final, src_dir_fd=dfd, dst_dir_fd=dfd)  # replaces a link, never writes through it
         except OSError as e:  # a read-only or pulled stick: the import stands, the log says so
-            log.warning("receipt for %s not written: %s", f.name, e.strerror)
+            log.warning("receipt for %s not written: %s", _shown(name), e.strerror)
+
+
+def _shown(name: str) -> str:
+    """A stick's file name as logged: printable, bounded."""
+    return repr(name[:MAX_NAME])[1:-1]
 
 
 def verify_receipt(data: bytes, gateway_pub: ed25519.Ed25519PublicKey) -> dict[int, Any]:

@@ -1,0 +1,161 @@
+"""A USB stick is untrusted input (issue 18, item 3): no link is followed,
+nothing but a verified bundle makes the gateway write, every malformed byte
+is one documented refusal, and the store is byte-identical afterwards."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from gateway import bundle
+from tests.test_bundles import NOW, Rig
+
+SOAK = os.environ.get("LOCKEDGE_SOAK") == "1"
+# Every reason the import path may give a file (docs/bundle.md).
+REASONS = {"malformed", "too-large", "version", "invalid-field", "unknown-issuer", "bad-signature",
+           "wrong-recipient", "expired", "rollback", "decrypt-failed", "invalid-template", "unreadable",
+           "not-a-file", "imported"}  # fmt: skip
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    (tmp_path / "gw").mkdir()
+    r = Rig(tmp_path)
+    r.enrol_all()
+    return r
+
+
+def _store_bytes(rig: Rig) -> bytes:
+    return rig.store.path.read_bytes() if rig.store.path.exists() else b""
+
+
+def test_a_planted_link_cannot_make_the_gateway_overwrite_its_store(rig: Rig, tmp_path: Path) -> None:
+    good = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW)
+    (rig.stick / "a-good.lkb").write_bytes(good.read_bytes())
+    assert [r.result for r in rig.insert_and_import()] == ["imported"]
+    os.remove(rig.stick / "a-good.lkb")
+    os.remove(rig.stick / "a-good.lkb.receipt")
+    before = _store_bytes(rig)
+    target = rig.store.path
+    # The reproduction: junk, and its receipt's temporary name a link to the store.
+    (rig.stick / "zz.lkb").write_bytes(b"junk")
+    os.symlink(target, rig.stick / "zz.lkb.receipt.tmp")
+    # A bundle that is itself a link, a FIFO that would block a read, a folder.
+    os.symlink(good, rig.stick / "b-link.lkb")
+    os.mkfifo(rig.stick / "c-fifo.lkb")
+    (rig.stick / "d-dir.lkb").mkdir()
+    # A verified bundle whose receipt names are links to the store.
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(3, _tpl())], "door", "gate", NOW)
+    nxt = rig.office.export(tmp_path / "made2", rig.key.public_blob(), NOW)
+    (rig.stick / "e-next.lkb").write_bytes(nxt.read_bytes())
+    os.symlink(target, rig.stick / "e-next.lkb.receipt.tmp")
+    os.symlink(target, rig.stick / "e-next.lkb.receipt")
+    reps = {r.file: r.result for r in rig.insert_and_import()}
+    assert reps == {"b-link.lkb": "not-a-file", "c-fifo.lkb": "not-a-file", "d-dir.lkb": "not-a-file",
+                    "e-next.lkb": "imported", "zz.lkb": "malformed"}  # fmt: skip
+    after = target.read_bytes()
+    assert after != before  # e-next was applied, through the store's own atomic write...
+    assert rig.store.state is not None
+    # ...and nothing was written through a link: the links are replaced or gone.
+    assert not (rig.stick / "zz.lkb.receipt").exists()  # no receipt for a file never verified
+    assert os.path.islink(rig.stick / "zz.lkb.receipt.tmp")  # left as it was, not written through
+    assert not os.path.islink(rig.stick / "e-next.lkb.receipt")  # a real receipt replaced the link
+    assert not os.path.exists(rig.stick / "e-next.lkb.receipt.tmp")
+    from gateway import biostore
+
+    biostore.BioStore(target, biostore.load_key(tmp_path / "gw.key"))  # still opens with its key
+
+
+def _tpl() -> bytes:
+    from tests.test_bundles import iso
+
+    return iso(44, 0)
+
+
+def test_header_fields_of_any_type_are_refused_not_raised() -> None:
+    prot = cbor2.dumps({1: "LKB1", 2: bytes(16), 3: bytes(8), 4: 0, 5: 0, 6: 0, 7: [], 8: [], 9: "s"})
+    with pytest.raises(bundle.BundleError) as e:
+        bundle.read_header(cbor2.dumps([prot, b"", bytes(64)]))  # was TypeError (unhashable list)
+    assert e.value.reason in ("invalid-field", "malformed")
+    from protocol import cbor
+
+    cases = (
+        (2, 5),
+        (3, "x"),
+        (4, -1),
+        (6, True),
+        (7, [1]),
+        (7, "ab"),
+        (7, []),
+        (8, 3),
+        (8, "rsa"),
+        (9, b"s"),
+    )
+    for field, value in cases:
+        h = {1: "LKB1", 2: bytes(16), 3: bytes(8), 4: 0, 5: 0, 6: 0, 7: [bytes(8)], 8: "x25519", 9: "s"}
+        h[field] = value
+        data = cbor.encode([cbor.encode(h), b"", bytes(64)])
+        with pytest.raises(bundle.BundleError) as e:
+            bundle.read_header(data)
+        assert e.value.reason == "invalid-field", (field, value)
+    h[5] = 1.5  # a float: not in the deterministic subset the header uses
+    with pytest.raises(bundle.BundleError) as e:
+        bundle.read_header(cbor.encode([cbor2.dumps(h), b"", bytes(64)]))
+    assert e.value.reason in ("malformed", "invalid-field")
+
+
+def test_junk_appended_to_a_signed_bundle_is_refused(rig: Rig, tmp_path: Path) -> None:
+    good = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW).read_bytes()
+    for tail in (b"\x00", b"junk", good[:10]):
+        (rig.stick / "x.lkb").write_bytes(good + tail)
+        assert [r.result for r in rig.insert_and_import()] == ["malformed"]  # cbor2 ignored the tail
+    (rig.stick / "x.lkb").write_bytes(good)
+    assert [r.result for r in rig.insert_and_import()] == ["imported"]
+
+
+def _mutants(good: bytes, n: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        b = bytearray(good)
+        k = rng.random()
+        if k < 0.4:
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        elif k < 0.55:
+            b = b[: rng.randrange(len(b))]
+        elif k < 0.7:
+            at = rng.randrange(len(b))
+            b[at:at] = os.urandom(rng.randint(1, 16))
+        elif k < 0.85:
+            at = rng.randrange(min(len(b), 400))  # the header and the start of the ciphertext
+            b[at] = rng.randrange(256)
+        else:
+            lo = rng.randrange(len(b))
+            b[lo : lo + rng.randint(1, 64)] = bytes(rng.choice((0, 0xFF)) for _ in range(1))
+        out.append(bytes(b))
+    return out
+
+
+def test_fuzzed_bundles_get_only_documented_refusals_and_change_nothing(rig: Rig, tmp_path: Path) -> None:
+    """300 mutants in `make test`, 10,000 in `make soak`."""
+    good = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW).read_bytes()
+    before = _store_bytes(rig)
+    seen: dict[str, int] = {}
+    for i, data in enumerate(_mutants(good, 10_000 if SOAK else 300, 18)):
+        if data == good:
+            continue
+        f = tmp_path / "fuzz" / f"m{i}.lkb"
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(data)
+        rep = rig.importer.import_file(f, NOW)
+        f.unlink()
+        assert rep.result in REASONS and rep.result != "imported", (i, rep.result)
+        seen[rep.result] = seen.get(rep.result, 0) + 1
+        assert _store_bytes(rig) == before, i
+    assert len(rig.gallery) == 0
+    assert {"malformed", "bad-signature"} <= set(seen), seen
