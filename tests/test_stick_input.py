@@ -83,7 +83,7 @@ def test_header_fields_of_any_type_are_refused_not_raised() -> None:
     assert e.value.reason in ("invalid-field", "malformed")
     from protocol import cbor
 
-    cases = (
+    cases: tuple[tuple[int, object], ...] = (
         (2, 5),
         (3, "x"),
         (4, -1),
