@@ -89,7 +89,16 @@ class Gateway:
         self.k_cmd = keys.derive(root, keys.CMD, cfg.id)
         self.lock_keys = cfg.lock_keys()
         self.db = open_db(cfg.state_dir / "state.json")
+        # Both copies of the small state unreadable: it starts empty (the
+        # gate's remembered codes, blacklist and schedule come back from the
+        # cloud's next updates), loudly, as a durable record.
+        self.state_damaged = int(getattr(self.db.storage, "damaged", 0)) if not self.db.tables() else 0
         self.outbox = Outbox(cfg.state_dir / "outbox")
+        if self.state_damaged:
+            log.error("gateway state: every copy of state.json is damaged; starting from empty state")
+            rec = record.PassRecord(cfg.id, self.outbox.next_seq(cfg.id), int(clock()), cfg.id, "none",
+                                    f"copies-{self.state_damaged}", False, "state-damaged")  # fmt: skip
+            self.outbox.append([(rec.device, rec.seq, rec.encode())])
         self.control: ControlServer | None = None
         self.started_at = time.time()
         self.committer = GroupCommitter(self.outbox)
@@ -187,6 +196,10 @@ class Gateway:
         t = self.db.table("meta")
         doc = t.get(doc_id=1)
         start = int(doc["seq_reserved"]) if doc else 0
+        if not doc and self.state_damaged:
+            # The reservation is lost: start past any number a gateway can
+            # have used (milliseconds since 1970 outrun a message a millisecond).
+            start = int(time.time() * 1000)
         self._reserved = start + SEQ_RESERVE
         if doc:
             t.update({"seq_reserved": self._reserved}, doc_ids=[1])

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def _daemon(cfg: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.fixture
-def brokers(tmp_path: Path) -> Site:
+def brokers(tmp_path: Path) -> Iterator[Site]:
     os.chmod(tmp_path, 0o700)
     s = Site(tmp_path, n_locks=1)
     s.start_brokers()
@@ -117,5 +118,32 @@ def test_import_while_the_daemon_runs_is_done_by_the_daemon(tmp_path: Path) -> N
             what="records after the import",
         )
         wait_for(lambda: s.cloud is not None and any(k[0] == GW for k in s.cloud.received), what="audit")
+    finally:
+        s.close()
+
+
+def test_a_gateway_whose_state_files_are_damaged_still_starts_and_says_so(tmp_path: Path) -> None:
+    s = open_site(tmp_path, n_locks=1)
+    try:
+        s.stop_gateway()
+        s.start_gateway()  # each start writes the state: both copies now exist
+        s.stop_gateway()
+        state = s.dir / "state"
+        assert (state / "state.json.b").exists()
+        (state / "state.json").write_bytes(b"\x00" * 100)
+        s.start_gateway()  # one copy left: nothing lost, nothing to say
+        wait_for(lambda: s.gateway is not None and s.gateway.cloud.connected.is_set(), what="uplink")
+        assert s.gateway is not None and s.gateway.state_damaged == 0
+        s.stop_gateway()
+        for name in ("state.json", "state.json.b"):
+            (state / name).write_bytes(b"{torn")
+        gw = s.start_gateway()  # raised JSONDecodeError before
+        assert gw.state_damaged == 2
+        wait_for(
+            lambda: (
+                s.cloud is not None and any(r.reason == "state-damaged" for r in s.cloud.received.values())
+            ),
+            what="the state-damaged record in the cloud",
+        )
     finally:
         s.close()

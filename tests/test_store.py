@@ -75,7 +75,10 @@ def test_kill_9_at_random_moments_never_tears_the_file(tmp_path: Path) -> None:
         out = (first + proc.stdout.read()).split()
         proc.wait()
         acked = int(out[-1]) if out else 0
-        data = json.loads(path.read_text())  # never torn
+        st = store.AtomicJSONStorage(path)  # never torn: a copy always checks
+        assert st.damaged == 0
+        data = st.read()
+        assert data is not None
         v = data["counter"]["1"]["v"]
         # Everything the writer reported done is on disk (it may be one ahead:
         # killed between the rename and the print).
@@ -83,3 +86,27 @@ def test_kill_9_at_random_moments_never_tears_the_file(tmp_path: Path) -> None:
         assert v >= last_acked
         last_acked = max(last_acked, v)
     assert last_acked > 0
+
+
+def test_a_damaged_copy_costs_at_most_the_last_write(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    db = open_db(path)
+    for i in range(4):
+        db.table("t").insert({"i": i})
+    for junk in (b"", b"\x00" * 64, b"{not json", b'{"lockedge-state": 1, "gen": 9, "crc": 0, "data": {}}'):
+        for victim in (path, path.with_name("state.json.b")):
+            good = {p: p.read_bytes() for p in (path, path.with_name("state.json.b"))}
+            victim.write_bytes(junk)
+            st = store.AtomicJSONStorage(path)
+            data = st.read()
+            assert data is not None and len(data["t"]) >= 3, (victim.name, junk)  # the other copy
+            assert st.damaged == 1  # an empty copy is a damaged one
+            for p, b in good.items():
+                p.write_bytes(b)
+    for p in (path, path.with_name("state.json.b")):
+        p.write_bytes(b"\xff" * 10)
+    st = store.AtomicJSONStorage(path)
+    assert st.read() is None and st.damaged == 2  # starts empty, says so
+    legacy = tmp_path / "old.json"
+    legacy.write_text(json.dumps({"t": {"1": {"i": 7}}}))
+    assert open_db(legacy).table("t").all() == [{"i": 7}]  # a file from before the copies
