@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MPY_SOURCES = $(shell find protocol firmware -name '*.py' 2>/dev/null)
 
-.PHONY: all setup test demo lint typecheck mpy-check pytest bench vectors clean
+.PHONY: all setup test demo lint typecheck mpy-check pytest bench soak vectors clean
 
 all: test
 
@@ -72,6 +72,14 @@ bench: setup
 	$(PY) bench/firmware_bench.py
 	$(PY) bench/matcher_bench.py
 	$(PY) bench/bundle_bench.py
+
+# The long fault campaigns (make test runs a quick share of each): every
+# damage kind at every byte offset of the outbox and the lock journal (on
+# CPython and MicroPython), and 300 kill -9 rounds of the outbox harness.
+soak: setup
+	LOCKEDGE_SOAK=1 $(PY) -m pytest -q tests/test_outbox.py tests/test_logframe.py tests/test_stick_input.py \
+		tests/shared/test_journal.py tests/test_on_micropython.py -k "journal or outbox or logframe or seqset or stick or fuzz or link"
+	$(PY) bench/outbox_soak.py --rounds 300
 
 # Regenerate tests/vectors/*.json from the CPython implementation. The
 # vectors are committed; regenerate only when the format changes on purpose.

@@ -30,6 +30,11 @@
 # valid frames (after the meta is saved), so opening twice gives the state
 # opening once gave.
 #
+# What a torn tail cannot tell: completed frames cut off exactly as a torn
+# append would be (flash losing synced data) look the same, so their numbers
+# can come back; numbers the gateway acknowledged cannot (the ack file bounds
+# the next number too).
+#
 # Full journal (max_segments * segment_bytes): the lock still decides - a
 # resident is not locked out because the gateway has been away for days -
 # but a decision that does not fit is counted, not stored: per outcome, in
@@ -200,16 +205,20 @@ class Journal:
             data = self.fs.read(self._log(seg))
             payloads, bad, runs, torn, tail = _frames(data)
             if bad:
-                if torn:
-                    self.torn += bad
+                repair.append((self._log(seg), payloads))
+            if bad and torn:
+                # A frame cut off at the end and nothing else: a power cut
+                # mid-append. Its append never returned, so its number was
+                # never handed out and the strike never moved: nothing to
+                # skip, nothing lost.
+                self.torn += bad
+            elif bad:
                 bad_bytes += bad
                 bad_runs += runs
-                repair.append((self._log(seg), payloads))
                 if seg == segs[-1] and tail < len(data):
-                    # Records after the last good frame of the newest segment
-                    # may be ones the gateway holds (a power cut mid-append
-                    # looks the same as completed frames cut or erased):
-                    # skip every number the lost bytes could have held.
+                    # Damaged bytes after the last good frame of the newest
+                    # segment may have held records the gateway has: skip
+                    # every number they (or frames past a cut) could hold.
                     lost = max(len(data), self.segment_bytes) - tail
                     skip = lost // _MIN_RECORD_FRAME + 1
             acked = {}
