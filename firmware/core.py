@@ -52,6 +52,7 @@ class LockCore:
         self.capacity = 200  # module library pages (R503: 200)
         self.entry_mark = [-1, -1]  # (bundle sequence, entry index) last applied
         self._codes_sig: tuple = (0, 0, 0, 0)
+        self._throttle_boot = None  # saved throttle state not yet rebased on this boot's clock
         self._core = StateFile(fs, "core")
         self._codes = StateFile(fs, "codes")
         self._load()
@@ -88,13 +89,17 @@ class LockCore:
             if codes is not None or self._codes.unreadable or written or (lost and self.journal.next_seq > 1):
                 lost += 2
             codes = [[], [0, []]]
+        fresh = self.verifier.throttle.state(0)
+        self.verifier.load({"used": codes[0], "throttle": fresh, "blacklist": codes[1]}, 0)
         if st is None:
             if lost & 1:
                 self.up_seq = UP_SEQ_AFTER_LOSS + self.journal.next_seq * 1000
-            fresh = self.verifier.throttle.state(0)
-            self.verifier.load({"used": codes[0], "throttle": fresh, "blacklist": codes[1]}, 0)
         else:
-            self.verifier.load({"used": codes[0], "throttle": st[1], "blacklist": codes[1]}, 0)
+            # The throttle is stored relative to the monotonic clock of the
+            # boot that saved it; this boot's clock may start anywhere, so it
+            # is rebased on the first time this boot's clock is seen (the
+            # main loop's first tick): a lockout resumes in full.
+            self._throttle_boot = st[1]
             self.rx.load(st[2])
             self.done = [tuple(x) for x in st[3]]
             self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
@@ -142,7 +147,8 @@ class LockCore:
             self._codes.save([st["used"], st["blacklist"]])
             self._codes_sig = sig
         slots = [[k, v] for k, v in self.slots.items()]
-        throttle = self.verifier.throttle.state(mono)
+        pending = self._throttle_boot
+        throttle = pending if pending is not None else self.verifier.throttle.state(mono)
         state = [
             4,
             throttle,
@@ -168,7 +174,13 @@ class LockCore:
         self.hal.strike(True)
         self.close_at = mono + self.open_s
 
+    def _rebase(self, mono) -> None:  # type: ignore[no-untyped-def]
+        if self._throttle_boot is not None:
+            self.verifier.throttle.load(self._throttle_boot, int(mono))
+            self._throttle_boot = None
+
     def keypad(self, digits, now, mono):  # type: ignore[no-untyped-def]
+        self._rebase(mono)
         d = self.verifier.keypad(digits, now, mono)
         self._record(now, d.kind, d.ref, d.granted, d.reason)
         for ev in d.events:
@@ -322,6 +334,7 @@ class LockCore:
             self.held_alarmed = False
 
     def tick(self, mono, now=None) -> None:  # type: ignore[no-untyped-def]
+        self._rebase(mono)
         self.last_mono = mono
         if self.close_at is not None and mono >= self.close_at:
             self.hal.strike(False)

@@ -68,6 +68,13 @@ def _bisect_profile(payload: int) -> int:
     return lo
 
 
+def _keypad_digits(s: str) -> bool:
+    for c in s:
+        if c < "0" or c > "9":
+            return False
+    return True
+
+
 class CodeVerifier:
     """Decides pass codes for one device.
 
@@ -109,8 +116,11 @@ class CodeVerifier:
     def keypad(self, digits: str, now: "int | None", mono: int) -> Decision:
         if self.throttle.remaining(mono) > 0:
             return Decision(False, "lockout", "code")
-        if not isinstance(digits, str) or len(digits) != passcode.KEYPAD_DIGITS or not digits.isdigit():
-            # A short or long entry cannot be a code; not counted as a guess.
+        if not isinstance(digits, str) or len(digits) != passcode.KEYPAD_DIGITS or not _keypad_digits(digits):
+            # A short or long entry, or anything but the ten ASCII digits a
+            # keypad has (str.isdigit() takes superscripts, fullwidth and
+            # N'Ko digits, and int() then raises or reads them as 0-9),
+            # cannot be a code; not counted as a guess.
             return Decision(False, "wrong-code", "code")
         n = int(digits)
         payload = n // passcode.MAC_MOD

@@ -240,3 +240,41 @@ def test_damaged_state_files_never_stop_the_lock():
             assert c2.keypad("0000000000", NOW + 80, 500).reason in ("wrong-code", "lockout")
             c3 = _reopen(fs, hal)  # and the repaired files load cleanly
             assert c3.journal.pending(100)[-1].reason != "state-damaged"
+
+
+def test_a_keypad_lockout_resumes_in_full_after_a_reboot_whatever_the_clock_origin():
+    # Was: the throttle was loaded at monotonic 0, so a HAL whose clock does
+    # not restart at 0 (an RTC-backed one, the simulator) lost the lockout.
+    good = _code().digits
+    for before, after in ((100, 0), (0, 10**6), (5000, 5), (2**31, 77), (123, 123)):
+        core, hal, fs = _lock()
+        for i in range(6):
+            core.keypad("%010d" % (i + 1), NOW, before + i)  # locked: 60 s, then 120 s
+        locked_for = core.verifier.throttle.remaining(before + 6)
+        assert locked_for >= 50
+        assert core.keypad(good, NOW, before + 7).reason == "lockout"
+        left = core.verifier.throttle.remaining(before + 7)  # as saved by that last attempt
+        core2 = _reopen(fs, hal)  # power cut and boot, clock origin moved
+        core2.tick(after)
+        assert core2.verifier.throttle.remaining(after) == left, (before, after)  # resumes in full
+        assert core2.keypad(good, NOW, after + 1).reason == "lockout", (before, after)
+        left = core2.verifier.throttle.remaining(after + 1)
+        core3 = _reopen(fs, hal)  # another boot, another origin
+        core3.tick(after + 1000)
+        assert core3.keypad(good, NOW, after + 1000 + left - 1).reason == "lockout", (before, after)
+        assert core3.keypad(good, NOW, after + 1000 + left).granted, (before, after)
+
+
+def test_only_ascii_digits_are_keypad_digits():
+    core, _hal, _fs = _lock()
+    for entry in (
+        "\u00b2051120468",
+        "\uff10" * 10,
+        "\u07c0" * 10,
+        "\u0660" * 10,
+        "12345678\u00b9\u00b2",
+        "1234 56789",
+    ):
+        d = core.keypad(entry, NOW, 100)  # was ValueError for the superscript
+        assert (d.granted, d.reason) == (False, "wrong-code"), entry
+    assert core.verifier.throttle.strikes == 0  # not a code, not a guess
