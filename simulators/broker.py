@@ -39,6 +39,7 @@ class Mosquitto:
         acl: str | None = None,
         max_queued: int = 200_000,
         tls: dict[str, Path] | None = None,
+        extra: list[str] | None = None,
     ) -> None:
         """tls: {"cafile", "certfile", "keyfile"} adds a second listener on
         `tls_port` that requires a client certificate signed by the CA."""
@@ -52,6 +53,7 @@ class Mosquitto:
         self.max_queued = max_queued
         self.tls = tls
         self.tls_port = free_port() if tls else None
+        self.extra = list(extra or [])  # more config lines (the shipped local broker's hardening)
         self.proc: subprocess.Popen[bytes] | None = None
         self._write_config()
 
@@ -95,6 +97,7 @@ class Mosquitto:
             acl.write_text(self.acl)
             acl.chmod(0o600)
             lines.append(f"acl_file {acl}")
+        lines += [x for x in self.extra if x not in lines]
         (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
@@ -155,3 +158,12 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def local_mosquitto(workdir: Path, users: dict[str, str], gateway_user: str = "gateway") -> Mosquitto:
+    """A site's local broker as shipped: per-lock passwords, the shipped ACL
+    and the shipped template's hardening (client id bound to the username)."""
+    from gateway.localbroker import acl_text, security_lines
+
+    acl = acl_text(gateway_user)
+    return Mosquitto("local", workdir=workdir, users=users, acl=acl, extra=security_lines())

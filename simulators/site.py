@@ -34,10 +34,9 @@ from gateway import config as gwconfig
 from gateway.config import write_secret
 from gateway.daemon import Gateway
 from gateway.issuer import CodeIssuer
-from gateway.localbroker import acl_text
 from protocol import keys
 from protocol import passcode as pc
-from simulators.broker import Mosquitto
+from simulators.broker import Mosquitto, local_mosquitto
 from simulators.cloud.backend import CloudBackend, Request
 from simulators.cloud.receiver import CloudReceiver
 from simulators.lockhal import SimHAL
@@ -141,9 +140,7 @@ class SiteRunner:
     def start(self) -> None:
         os.chmod(self.dir, 0o700)
         self.cloud_broker = Mosquitto("cloud", workdir=self.dir / "cloud-broker").start()
-        self.local_broker = Mosquitto(
-            "local", workdir=self.dir / "local-broker", users=self.passwords, acl=acl_text("gateway")
-        ).start()
+        self.local_broker = local_mosquitto(self.dir / "local-broker", self.passwords).start()
         self.say(
             f"brokers up: cloud 127.0.0.1:{self.cloud_broker.port}, local 127.0.0.1:{self.local_broker.port}"
         )

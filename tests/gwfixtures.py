@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.daemon import Gateway
-from gateway.localbroker import acl_text
 from protocol import keys
 from simulators import site
-from simulators.broker import Mosquitto
+from simulators.broker import Mosquitto, local_mosquitto
 from simulators.cloud.receiver import CloudReceiver
 from simulators.site import GW, SITE, write_gateway_config
 from tests.lockstub import StubLock
@@ -64,9 +63,7 @@ class Site:
 
     def start_brokers(self) -> None:
         self.cloud_broker = Mosquitto("cloud", workdir=self.dir / "cloud-broker").start()
-        self.local_broker = Mosquitto(
-            "local", workdir=self.dir / "local-broker", users=self.passwords, acl=acl_text("gateway")
-        ).start()
+        self.local_broker = local_mosquitto(self.dir / "local-broker", self.passwords).start()
 
     def start_gateway(self) -> Gateway:
         from gateway import config

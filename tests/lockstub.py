@@ -31,11 +31,13 @@ class StubLock:
         self.env_seq = int(time.time() * 1000)
         self.lock = threading.Lock()
         self.connected = threading.Event()
+        self.disconnects = 0  # sessions the broker ended (a takeover shows here)
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=lock_id, protocol=mqtt.MQTTv5)
         c.username_pw_set(lock_id, password)
         c.will_set(f"lock/{lock_id}/availability", b"offline", qos=1, retain=True)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
+        c.on_disconnect = self._on_disconnect
         self.client = c
         self.port = port
 
@@ -59,6 +61,9 @@ class StubLock:
             c.subscribe(f"lock/{self.id}/{t}", qos=1)
         c.publish(f"lock/{self.id}/availability", b"online", qos=1, retain=True)
         self.connected.set()
+
+    def _on_disconnect(self, c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        self.disconnects += 1
 
     def _seq(self) -> int:
         with self.lock:

@@ -263,11 +263,10 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
         s.passwords[lid] = "pw-" + os.urandom(6).hex()
         assert s.local_broker
         s.local_broker.close()
-        from gateway.localbroker import acl_text
-        from simulators.broker import Mosquitto
 
-        s.local_broker = Mosquitto("local", workdir=s.dir / "local-broker2", users=s.passwords,
-                                   acl=acl_text("gateway")).start()  # fmt: skip
+        from simulators.broker import local_mosquitto
+
+        s.local_broker = local_mosquitto(s.dir / "local-broker2", s.passwords).start()
         s.extra_config = (
             '\n[biometrics]\nbundle_key_file = "bundle.key"\n'
             f'issuers = ["{pub}"]\npoll_s = 0.2\n'

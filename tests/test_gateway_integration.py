@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,31 @@ def test_lock_cannot_act_as_another_lock_on_the_local_broker(site: Site) -> None
     spy.disconnect()
     assert "lock/lock-0001/cmd" not in got
     assert len(site.cloud.acks_for("secret")) == 1
+
+
+def test_a_lock_cannot_take_over_another_locks_session(site: Site) -> None:
+    """lock-0001's credentials with client id lock-0000 disconnected the real
+    lock-0000, and a command published meanwhile reached neither. With the
+    shipped template's use_username_as_clientid the broker names the
+    intruder after its username, lock-0001."""
+    assert site.local_broker and site.cloud
+    victim = site.locks["lock-0000"]
+    assert victim.disconnects == 0
+    up = threading.Event()
+    intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lock-0000", protocol=mqtt.MQTTv5)
+    intruder.username_pw_set("lock-0001", site.passwords["lock-0001"])
+    intruder.on_connect = lambda c, u, f, rc, p: up.set() if not rc.is_failure else None
+    intruder.connect("127.0.0.1", site.local_broker.port)
+    intruder.loop_start()
+    try:
+        assert up.wait(10), "the intruder's own credentials should still let it connect"
+        site.cloud.send_command("lock-0000", "after-takeover", int(time.time()) + 30)
+        wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("after-takeover")), what="ack")
+        assert victim.disconnects == 0  # the broker never ended lock-0000's session
+        assert any(e.body.get(2) == "after-takeover" for e in victim.commands if isinstance(e.body, dict))
+    finally:
+        intruder.loop_stop()
+        intruder.disconnect()
 
 
 def test_lock_timeout_is_answered(tmp_path: Path) -> None:

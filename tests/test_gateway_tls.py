@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway import config
 from gateway.config import write_secret
-from simulators.broker import Mosquitto
+from simulators.broker import Mosquitto, local_mosquitto
 from tests.gwfixtures import Site, wait_for
 
 
@@ -71,11 +71,8 @@ def test_gateway_connects_with_client_certificate_and_relays(tmp_path: Path) -> 
         workdir=tmp_path / "cloud-broker",
         tls={"cafile": tmp_path / "ca.pem", "certfile": scp, "keyfile": skp},
     ).start()
-    from gateway.localbroker import acl_text
 
-    s.local_broker = Mosquitto(
-        "local", workdir=tmp_path / "lb", users=s.passwords, acl=acl_text("gateway")
-    ).start()
+    s.local_broker = local_mosquitto(tmp_path / "lb", s.passwords).start()
     try:
         tls_port = s.cloud_broker.tls_port
         assert tls_port is not None
