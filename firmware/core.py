@@ -206,9 +206,12 @@ class LockCore:
             e = seal.open_entry(self.k_seal, token, self.id, now)
         except ProtocolError as ex:
             return ex.reason, None
-        if [e.seq, e.idx] <= self.entry_mark:
+        older = [e.seq, e.idx] <= self.entry_mark
+        if older and (e.op not in seal.DELETIONS or [e.seq, e.idx] == self.entry_mark):
             # An older entry replayed after a newer one (say the add that a
-            # move-out deleted) must not bring anything back.
+            # move-out deleted) must not bring anything back. A deletion is
+            # applied whenever it comes (it can only take access away), so a
+            # delete delayed behind later entries is never lost.
             return ("duplicate" if [e.seq, e.idx] == self.entry_mark else "rollback"), e
         mine = [p for p, v in self.slots.items() if v[0] == e.person]
         drop = []
@@ -235,7 +238,8 @@ class LockCore:
             del self.slots[p]
         for p in new:
             self.slots[p] = new[p]
-        self.entry_mark = [e.seq, e.idx]
+        if not older:
+            self.entry_mark = [e.seq, e.idx]  # a late deletion never moves it back
         self._save(mono)
         try:
             for p in drop:

@@ -28,6 +28,9 @@ from protocol.record import PassRecord
 log = logging.getLogger("lockedge.biometrics")
 
 RESEND_S = 30.0
+# Answers after which the lock may get the entry again: the module was busy
+# or full (a later deletion may free it). Every other answer is final.
+TRANSIENT = ("sensor-error", "store-full", "busy")
 IN_FLIGHT = 4  # entries sent to one lock before its acks
 
 
@@ -147,15 +150,30 @@ class BioService:
         body = env.body
         if env.type != "ent-ack" or env.sender != lock or not isinstance(body, dict):
             return
-        result, digest = body.get(1), body.get(2)
+        result, digest = str(body.get(1))[:24], body.get(2)
         st = self.store.state.copy()
         q = st.pending.get(lock, [])
-        keep = [e for e in q if hashlib.sha256(e[2]).digest()[:16] != digest]
-        if len(keep) == len(q):
+        mine = [e for e in q if hashlib.sha256(e[2]).digest()[:16] == digest]
+        if not mine:
             return  # an ack for something already settled
+        if result not in ("ok", "duplicate"):
+            # Durable: an entry the lock could not apply (a deletion above
+            # all) is an alarm record in the outbox, not only a log line.
+            self._alarm(lock, digest if isinstance(digest, bytes) else b"", result)
+        if result in TRANSIENT:
+            # Not final: it stays queued and goes again (a deletion must
+            # arrive); the others in the queue are not held behind it.
+            log.warning("lock %s could not apply a bundle entry yet: %s; retrying", lock, result)
+            others = [e for e in q if e not in mine]
+            if others:
+                st.pending[lock] = others + mine  # retried after the rest
+                self.store.commit(st)
+                self._inflight[lock] = -RESEND_S  # send the rest at once
+            return  # alone: sent again after RESEND_S
+        keep = [e for e in q if e not in mine]
         st.pending[lock] = keep
         rep = st.delivered.setdefault(lock, {})
-        rep[str(result)] = rep.get(str(result), 0) + 1
+        rep[result] = rep.get(result, 0) + 1
         self.store.commit(st)
         if result not in ("ok", "duplicate"):
             log.warning("lock %s refused a bundle entry: %s", lock, result)
@@ -164,6 +182,12 @@ class BioService:
             self.event({"event": "bundle-delivered", "lock": lock, **{k: v for k, v in rep.items()}})
         else:
             self._inflight[lock] = -RESEND_S  # send the next ones at once
+
+    def _alarm(self, lock: str, digest: bytes, result: str) -> None:
+        seq = self.outbox.next_seq(self.id)
+        rec = PassRecord(self.id, seq, int(self.clock()), lock, "none", "e:" + digest.hex()[:32], False,
+                         ("entry-" + result)[:24])  # fmt: skip
+        self.outbox.append([(rec.device, rec.seq, rec.encode())])
 
     def report(self) -> dict[str, Any]:
         st = self.store.state

@@ -34,6 +34,7 @@ MAX_TEMPLATE = 768
 # budget (bench/README.md: firmware peak bound).
 MAX_TEMPLATES = 4
 OPS = ("add", "replace", "del-finger", "del-person")
+DELETIONS = ("del-finger", "del-person")
 EXPIRED = "expired"
 WRONG_LOCK = "wrong-lock"
 
@@ -153,6 +154,8 @@ def open_entry(seal_key: bytes, token: bytes, lock_id: str, now: "int | None") -
     e = check_plain(cbor.decode(bytes(memoryview(plain)[: len(plain) - pad])))
     if e.lock != lock_id:
         raise ProtocolError(WRONG_LOCK, "entry is sealed for another lock")
-    if now is not None and now >= e.expires:
+    # A deletion never expires: a moved-out tenant's finger must stop opening
+    # the door however long the lock was away (an expired add may be refused).
+    if now is not None and now >= e.expires and e.op not in DELETIONS:
         raise ProtocolError(EXPIRED, "entry expired")
     return e
