@@ -31,6 +31,7 @@ from tinydb import TinyDB
 
 from gateway.biometrics.iso19794 import TemplateError
 from gateway.outbox import Outbox
+from protocol.lockout import Throttle
 from protocol.record import PassRecord
 from protocol.verifier import CodeVerifier, Decision
 
@@ -63,6 +64,7 @@ class Gate:
         on_record: Callable[[PassRecord], None] | None = None,
         identify: Callable[[bytes], str | None] | None = None,
         authorized: Callable[[str, int], bool] = lambda person, now: False,
+        finger_throttle: Throttle | None = None,
     ) -> None:
         p = pins or GatePins()
         self.id = gate_id
@@ -77,6 +79,11 @@ class Gate:
         self.on_record = on_record or (lambda r: None)
         self.identify = identify
         self.authorized = authorized
+        # Fingers have an attempt limit of their own (the keypad's is in the
+        # verifier): each non-matching finger is a strike, persisted with the
+        # rest of the gate's state, so a stranger trying finger after finger
+        # gets a bounded number of chances at a false accept per day.
+        self.finger_throttle = finger_throttle or Throttle(5, 60, 900, 1800)
         self.strike = OutputDevice(p.strike, pin_factory=pin_factory)
         self.contact = Button(p.contact, pin_factory=pin_factory)
         self.exit_button = Button(p.exit_button, pin_factory=pin_factory)
@@ -94,6 +101,8 @@ class Gate:
         saved = self.state.get(doc_id=1)
         if saved:
             self.verifier.load(saved["verifier"], int(self.monotonic()))
+            if "finger_throttle" in saved:
+                self.finger_throttle.load(saved["finger_throttle"], int(self.monotonic()))
 
     # -- inputs (any thread) ---------------------------------------------------
 
@@ -126,7 +135,8 @@ class Gate:
 
     def _save(self) -> None:
         # Used one-time codes, the throttle and the blacklist survive a restart.
-        snapshot = {"verifier": self.verifier.state(int(self.monotonic()))}
+        mono = int(self.monotonic())
+        snapshot = {"verifier": self.verifier.state(mono), "finger_throttle": self.finger_throttle.state(mono)}
         if self.state.get(doc_id=1):
             self.state.update(snapshot, doc_ids=[1])
         else:
@@ -156,6 +166,9 @@ class Gate:
     def finger(self, template: bytes) -> Decision:
         """A finger on the gate's sensor, as the template its image gave."""
         wall = int(self.clock())
+        mono = int(self.monotonic())
+        if self.finger_throttle.remaining(mono) > 0:
+            return self._decide(Decision(False, "lockout", "finger", ""))  # not matched: no chance taken
         ref, person, reason = None, "", "no-match"  # no gallery: this gateway takes no bundles
         if self.identify is not None:
             try:
@@ -170,6 +183,10 @@ class Gate:
                 reason = "not-authorized"
             else:
                 reason = "ok"
+        if reason == "no-match":
+            alarm = self.finger_throttle.failure(mono)
+            if alarm is not None:
+                self.on_event(dict(alarm, event="finger-lockout", gate=self.id))
         return self._decide(Decision(reason == "ok", reason, "finger", person))
 
     def apply_blacklist(self, body: object) -> int:

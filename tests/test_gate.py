@@ -227,3 +227,31 @@ def test_a_blacklisted_person_is_refused_and_the_list_survives_a_restart(tmp_pat
         assert g2.finger(b"alice").reason == "revoked"
     finally:
         g2.close()
+
+
+def test_fingers_at_the_gate_have_an_attempt_limit_that_survives_a_restart(tmp_path: Path) -> None:
+    """Was: no limit, so a stranger could try finger after finger; each try
+    is a chance at a false accept against the whole gallery."""
+    factory, clock, ob = MockFactory(), Clock(), Outbox(tmp_path / "outbox")
+    g = _finger_gate(tmp_path, factory, clock, ob, allowed={"p-alice"})
+    try:
+        for _ in range(5):
+            assert g.finger(b"stranger").reason == "no-match"
+        assert g.finger(b"stranger").reason == "lockout"
+        assert g.finger(b"alice").reason == "lockout"  # a finger waits out the lockout like a code
+        assert g.keypad("0000000000").reason == "wrong-code"  # the keypad has its own limit
+        g.exit_button.pin.drive_low()  # the exit button always works
+        g.tick()
+        assert g.strike.value == 1
+        recs = [(r.kind, r.granted, r.reason) for r in _records(ob)]
+        assert recs.count(("finger", False, "lockout")) == 2 and recs.count(("finger", False, "no-match")) == 5
+    finally:
+        g.close()
+    clock.advance(30)
+    g2 = _finger_gate(tmp_path, MockFactory(), clock, ob, allowed={"p-alice"})
+    try:
+        assert g2.finger(b"alice").reason == "lockout"  # persisted: a restart does not reset it
+        clock.advance(g2.finger_throttle.remaining(int(clock.mono)))  # resumes in full, then ends
+        assert g2.finger(b"alice").reason == "ok"
+    finally:
+        g2.close()
