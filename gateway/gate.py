@@ -136,7 +136,10 @@ class Gate:
     def _save(self) -> None:
         # Used one-time codes, the throttle and the blacklist survive a restart.
         mono = int(self.monotonic())
-        snapshot = {"verifier": self.verifier.state(mono), "finger_throttle": self.finger_throttle.state(mono)}
+        snapshot = {
+            "verifier": self.verifier.state(mono),
+            "finger_throttle": self.finger_throttle.state(mono),
+        }
         if self.state.get(doc_id=1):
             self.state.update(snapshot, doc_ids=[1])
         else:

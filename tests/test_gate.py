@@ -244,7 +244,8 @@ def test_fingers_at_the_gate_have_an_attempt_limit_that_survives_a_restart(tmp_p
         g.tick()
         assert g.strike.value == 1
         recs = [(r.kind, r.granted, r.reason) for r in _records(ob)]
-        assert recs.count(("finger", False, "lockout")) == 2 and recs.count(("finger", False, "no-match")) == 5
+        assert recs.count(("finger", False, "lockout")) == 2
+        assert recs.count(("finger", False, "no-match")) == 5
     finally:
         g.close()
     clock.advance(30)
