@@ -28,6 +28,7 @@ from protocol.record import PassRecord
 log = logging.getLogger("lockedge.biometrics")
 
 RESEND_S = 30.0
+UDEV_RULE = "packaging/udev/70-lockedge-sticks.rules"
 # Answers after which the lock may get the entry again: the module was busy
 # or full (a later deletion may free it). Every other answer is final.
 TRANSIENT = ("sensor-error", "store-full", "busy")
@@ -95,10 +96,13 @@ class BioService:
         except Exception as e:  # no USB access (permissions, no backend): say so, keep running
             log.warning("USB scan failed: %s", type(e).__name__)
             return
-        present = {s.serial for s in sticks}
+        present = {s.serial for s in sticks} | {f"{s.bus}:{s.address}" for s in sticks}
         self._seen &= present  # a removed stick may come back with new bundles
         for s in sticks:
             if s.serial in self._seen:
+                continue
+            if s.serial_error:
+                self._serial_unreadable(s)
                 continue
             if not usb_import.allowed(s, self.cfg.sticks):
                 log.info("ignoring USB storage %04x:%04x (not a provisioning stick)", s.vendor, s.product)
@@ -111,6 +115,18 @@ class BioService:
             reports = self.importer.import_dir(mount, int(self.clock()))
             self.event({"event": "bundle-import-done", "files": len(reports),
                         "imported": sum(r.result == "imported" for r in reports)})  # fmt: skip
+
+    def _serial_unreadable(self, s: usb_import.Stick) -> None:
+        where = f"{s.bus}:{s.address}"
+        if where in self._seen:
+            return  # said once per insertion, not on every poll
+        self._seen.add(where)
+        fix = ""
+        if s.serial_error == "permission denied":
+            fix = f"; install {UDEV_RULE} and give the daemon's user the lockedge-usb group (docs/bundle.md)"
+        log.warning("USB storage %04x:%04x refused: serial-unreadable (%s)%s", s.vendor, s.product,
+                    s.serial_error, fix)  # fmt: skip
+        self.event({"event": "stick-refused", "reason": "serial-unreadable", "why": s.serial_error})
 
     def _progress(self, name: str, done: int, total: int) -> None:
         self.event({"event": "bundle-import-progress", "file": name[:40], "done": done, "total": total})

@@ -65,6 +65,7 @@ class Stick:
     serial: str
     bus: int = 0
     address: int = 0
+    serial_error: str = ""  # why the serial could not be read ("" when it was, or there is none)
 
     def key(self) -> tuple[int, int, str]:
         return (self.vendor, self.product, self.serial)
@@ -82,11 +83,24 @@ def find_sticks(backend: Any = None) -> list[Stick]:
         )
         if not is_storage:
             continue
+        why = ""
         try:
-            serial = usb.util.get_string(dev, dev.iSerialNumber) if dev.iSerialNumber else ""
-        except (usb.core.USBError, ValueError):
-            serial = ""  # unreadable: cannot be on an allow-list of serials
-        out.append(Stick(dev.idVendor, dev.idProduct, serial or "", dev.bus or 0, dev.address or 0))
+            if dev.iSerialNumber:
+                # String descriptor 0 (the language ids) first, directly:
+                # pyusb's get_string turns a refused open into "no langid".
+                dev.ctrl_transfer(0x80, 6, 0x0300, 0, 255)
+                serial = usb.util.get_string(dev, dev.iSerialNumber)
+            else:
+                serial = ""
+        except usb.core.USBError as e:
+            # Unreadable: cannot be on an allow-list of serials. Say why: most
+            # often the daemon's user may not open the device (no udev rule).
+            serial = ""
+            denied = e.errno in (errno.EACCES, errno.EPERM)
+            why = "permission denied" if denied else (e.strerror or "USB error")
+        except ValueError:
+            serial, why = "", "no language for string descriptors"
+        out.append(Stick(dev.idVendor, dev.idProduct, serial or "", dev.bus or 0, dev.address or 0, why))
     return out
 
 

@@ -41,6 +41,7 @@ class SimDevice:
     bus: int = 1
     address: int = 2
     strings: dict[int, str] = field(default_factory=dict)
+    no_access: bool = False  # as for a user without the udev rule: opening it is refused
 
     def __post_init__(self) -> None:
         self.strings = {1: "Sim Vendor", 2: "Sim Stick", 3: self.serial}
@@ -91,6 +92,8 @@ class SimBackend(usb.backend.IBackend):
         ))  # fmt: skip
 
     def open_device(self, dev: SimDevice) -> SimDevice:
+        if dev.no_access:  # what libusb answers a user the device node does not admit
+            raise usb.core.USBError("Access denied (insufficient permissions)", -3, 13)
         return dev
 
     def close_device(self, dev_handle: SimDevice) -> None:

@@ -439,3 +439,30 @@ def test_the_gateway_retries_an_entry_until_a_final_answer_and_alarms_durably(tm
     reasons = [PassRecord.decode(e.data).reason for e in alarms]
     assert "entry-sensor-error" in reasons and "entry-store-full" in reasons
     ob.close()
+
+
+def test_a_stick_whose_serial_cannot_be_read_is_refused_saying_why_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under the shipped unit (User=lockedge) pyusb cannot open a stick
+    without the udev rule; the stick was refused without saying why."""
+    from gateway.bioservice import BioService
+    from gateway.config import BiometricsConfig, write_secret
+    from gateway.outbox import Outbox
+
+    key = bundle.RecipientKey.new()
+    write_secret(tmp_path / "bundle.key", key.secret)
+    cfg = BiometricsConfig(tmp_path / "bundle.key", tmp_path / "s.key", tmp_path / "g.key", [], [STICK])
+    ob = Outbox(tmp_path / "outbox")
+    usb = SimBackend()
+    usb.insert(SimDevice(*STICK, folder=tmp_path, no_access=True))
+    events: list[dict[str, object]] = []
+    svc = BioService(cfg, "gw-1", SITE, tmp_path, {}, ob, lambda t, b: None, events.append,
+                     usb_backend=usb, mount_of=lambda st: tmp_path, clock=lambda: NOW, matching=False)  # fmt: skip
+    caplog.set_level(logging.WARNING)
+    for i in range(5):
+        svc.poll(float(i * 10))
+    said = [r.getMessage() for r in caplog.records if "serial-unreadable" in r.getMessage()]
+    assert len(said) == 1 and "permission denied" in said[0] and "70-lockedge-sticks.rules" in said[0]
+    assert [e.get("reason") for e in events if e.get("event") == "stick-refused"] == ["serial-unreadable"]
+    ob.close()
