@@ -457,8 +457,8 @@ def test_a_stick_whose_serial_cannot_be_read_is_refused_saying_why_once(
     usb = SimBackend()
     usb.insert(SimDevice(*STICK, folder=tmp_path, no_access=True))
     events: list[dict[str, object]] = []
-    svc = BioService(cfg, "gw-1", SITE, tmp_path, {}, ob, lambda t, b: None, events.append,
-                     usb_backend=usb, mount_of=lambda st: tmp_path, clock=lambda: NOW, matching=False)  # fmt: skip
+    svc = BioService(cfg, "gw-1", SITE, tmp_path, {}, ob, lambda t, b: None, events.append, usb_backend=usb,
+                     mount_of=lambda st: tmp_path, clock=lambda: NOW, matching=False)  # fmt: skip
     caplog.set_level(logging.WARNING)
     for i in range(5):
         svc.poll(float(i * 10))

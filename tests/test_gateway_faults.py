@@ -108,8 +108,11 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
 
 
 def test_uploads_resume_within_seconds_of_the_cloud_brokers_return(tmp_path: Path) -> None:
-    """A 12 s outage: the old 30 s back-off cap had grown to 8 s by then, so
-    the first upload came up to 8 s after the broker was back."""
+    """The goal (<= 5 s after an 8 s outage), asserted. How long the old 30 s
+    cap made it after a 20 s outage, measured beside it in the same run, is
+    bench/gateway_bench.py's resume line (16.6 s against 0.6 s): too long
+    a wait for make test, and with paho's doubling delays a shorter outage
+    only sometimes shows it."""
     s = open_site(tmp_path, n_locks=1)
     try:
         assert s.cloud_broker and s.gateway and s.cloud
@@ -119,7 +122,7 @@ def test_uploads_resume_within_seconds_of_the_cloud_brokers_return(tmp_path: Pat
             lk.produce(20, batch=20)
         wait_for(lambda: s.gateway is not None and s.gateway.outbox.backlog() == 20, what="records waiting")
         uploaded = s.gateway.stats.records_uploaded
-        time.sleep(12)
+        time.sleep(8)
         s.cloud_broker.start()
         back = time.monotonic()
         wait_for(lambda: s.gateway is not None and s.gateway.stats.records_uploaded > uploaded, timeout=30)
