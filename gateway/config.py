@@ -69,6 +69,10 @@ class GatewayConfig:
     upload_window: int = 2000
     status_interval: float = 10.0
     time_sync_interval: float = 300.0
+    # Wrong codes across all of this gateway's locks and its gate in one
+    # hour above which a durable "site-brute-force" alarm is raised: each
+    # lock throttles alone, so a site of N locks falls N times faster.
+    wrong_codes_alarm_per_hour: int = 30
     gate: GateConfig | None = None
     biometrics: BiometricsConfig | None = None
 
@@ -174,6 +178,7 @@ def load(path: Path) -> GatewayConfig:
             upload_window=int(data.get("upload", {}).get("window", 2000)),
             status_interval=float(g.get("status_interval_s", 10.0)),
             time_sync_interval=float(g.get("time_sync_interval_s", 300.0)),
+            wrong_codes_alarm_per_hour=int(g.get("wrong_codes_alarm_per_hour", 30)),
             gate=_gate(data["gate"], base) if "gate" in data else None,
             biometrics=_biometrics(data["biometrics"], base) if "biometrics" in data else None,
         )

@@ -111,6 +111,7 @@ class Gateway:
         self._next_auth_tick = 0.0
         self.availability: dict[str, str] = {}
         self._seq = self._load_seq()
+        self.wrong_codes = SiteRate(cfg.wrong_codes_alarm_per_hour, self._site_alarm)
         self._cursor: tuple[int, int] | None = None
         self._inflight: dict[tuple[str, int], float] = {}
         self._last_ack_progress = time.monotonic()
@@ -145,7 +146,7 @@ class Gateway:
                 open_seconds=gc.open_seconds,
                 held_open_limit=gc.held_open_limit,
                 on_event=lambda e: self.inbox.put(("gate-event", e)),
-                on_record=lambda r: self.inbox.put(("gate-record", r.seq)),
+                on_record=lambda r: self.inbox.put(("gate-record", r)),
                 pin_factory=pin_factory,
                 clock=clock,
                 identify=self._identify if cfg.biometrics is not None else None,
@@ -303,6 +304,8 @@ class Gateway:
                 self._ack_lock(*what)
             elif source == "gate-record":
                 self._upload_due = True
+                if what.kind == "code" and what.reason == "wrong-code":
+                    self.wrong_codes.count([what])
             elif source == "gate-input":
                 self._gate_input(*what)
             elif source == "control":
@@ -391,26 +394,43 @@ class Gateway:
         if any(r.device != lock for r in recs):
             raise ProtocolError("invalid-field", "a lock may only submit its own records")
         items = [(r.device, r.seq, r.encode()) for r in recs]
+        wrong = frozenset((r.device, r.seq) for r in recs if r.kind == "code" and r.reason == "wrong-code")
 
         def durable(res: list[bool]) -> None:
             # Called on the committer's thread after fsync: hand back to ours.
-            self.inbox.put(("records-durable", (lock, items, res, item)))
+            self.inbox.put(("records-durable", (lock, items, res, item, wrong)))
 
         self.committer.submit(items, durable)
 
     def _ack_lock(
-        self, lock: str, items: list[tuple[str, int, bytes]], res: list[bool], item: Inbound
+        self,
+        lock: str,
+        items: list[tuple[str, int, bytes]],
+        res: list[bool],
+        item: Inbound,
+        wrong: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
         # Runs after fsync: only now may the broker and the lock forget them.
         self.local.ack(item)
         self._upload_due = True
         self.stats.records_in += sum(res)
         self.stats.records_duplicate += len(res) - sum(res)
+        fresh = [(d, s) for (d, s, _b), new in zip(items, res, strict=True) if new]
+        self.wrong_codes.count([k for k in fresh if k in wrong])  # stored now: counted once
         body = [lock, [seq for _d, seq, _b in items]]
         msg = envelope.seal(
             self.lock_keys[lock], "rec-ack", self.cfg.id, self._next_seq(), int(self.clock()), body
         )
         self.local.publish(f"lock/{lock}/rec-ack", msg)
+
+    def _site_alarm(self, count: int) -> None:
+        """Durable: wrong codes across the site above the configured rate."""
+        now = int(self.clock())
+        rec = record.PassRecord(self.cfg.id, self.outbox.next_seq(self.cfg.id), now, self.cfg.id, "none",
+                                f"n{count}/h", False, "site-brute-force")  # fmt: skip
+        self.outbox.append([(rec.device, rec.seq, rec.encode())])
+        log.warning("site alarm: %d wrong codes across the site in the last hour", count)
+        self._upload_due = True
 
     def send_time(self, lock: str) -> None:
         """Signed time for a lock (its local key), with the gateway's monotonic
@@ -603,6 +623,31 @@ class Gateway:
         atomic_write(self.cfg.state_dir / "status.json", json.dumps(st).encode(), durable=False)
         if self.cloud.connected.is_set():
             self.cloud.publish(self._t_status(), json.dumps(st).encode(), retain=True)
+
+
+class SiteRate:
+    """Wrong codes across the site in a sliding hour; `alarm(count)` once
+    the count passes `limit`, then again only after it has fallen back."""
+
+    def __init__(self, limit: int, alarm: Callable[[int], None], window: float = 3600.0) -> None:
+        self.limit = limit
+        self.alarm = alarm
+        self.window = window
+        self.times: list[float] = []
+        self.raised = False
+
+    def count(self, items: list[object], now: float | None = None) -> None:
+        t = time.monotonic() if now is None else now
+        self.times.extend([t] * len(items))
+        cut = t - self.window
+        while self.times and self.times[0] < cut:
+            self.times.pop(0)
+        n = len(self.times)
+        if n > self.limit and not self.raised:
+            self.raised = True
+            self.alarm(n)
+        elif n <= self.limit // 2:
+            self.raised = False
 
 
 _AUTH_FIELDS = {1: "op_id", 2: "object_id", 3: "action", 4: "auth_time", 5: "expires"}

@@ -92,14 +92,16 @@ class StubLock:
                 for s in env.body[1]:
                     self.unacked.pop(s, None)
 
-    def produce(self, n: int, batch: int = 100) -> None:
+    def produce(self, n: int, batch: int = 100, reason: str = "ok") -> None:
         """Record n decisions and send them in batches (each send a new envelope)."""
         new = []
         with self.lock:
             for _ in range(n):
+                granted = reason == "ok"
                 r = record.PassRecord(
-                    self.id, self.next_rec, int(time.time()), self.id, "code", "pc-1", True, "ok"
-                )
+                    self.id, self.next_rec, int(time.time()), self.id, "code", "pc-1" if granted else "",
+                    granted, reason,
+                )  # fmt: skip
                 self.unacked[r.seq] = r
                 self.next_rec += 1
                 new.append(r)

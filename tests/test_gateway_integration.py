@@ -264,3 +264,28 @@ def test_authorization_bursts_and_blacklists_from_the_cloud_are_checked_whole(si
     wait_for(lambda: gw.stats.refused.get("malformed", 0) >= 1, what="the misdirected blacklist refused")
     cloud.send_blacklist({1: "full", 2: 1, 4: []}, [], ["gw-1"])
     wait_for(lambda: gw.stats.refused.get("invalid-field", 0) >= 2, what="no gate to take a blacklist")
+
+
+def test_wrong_codes_across_the_site_raise_one_durable_alarm(site: Site) -> None:
+    """Each lock throttles alone, so N locks fall N times faster: the
+    gateway counts wrong codes across all of them and raises a durable
+    site-brute-force record past the configured rate."""
+    gw = site.gateway
+    assert gw is not None and site.cloud
+    gw.wrong_codes.limit = 6  # the default is 30 an hour: a small site for the test
+    site.locks["lock-0000"].produce(4, batch=4, reason="wrong-code")
+    site.locks["lock-0001"].produce(2, batch=2, reason="ok")
+    wait_for(lambda: gw.stats.records_in >= 6, what="first records")
+    assert not any(r.reason == "site-brute-force" for r in site.cloud.received.values())
+    site.locks["lock-0001"].produce(4, batch=4, reason="wrong-code")  # 8 wrong codes across two locks
+    wait_for(
+        lambda: (
+            site.cloud is not None
+            and any(r.reason == "site-brute-force" for r in site.cloud.received.values())
+        ),
+        what="the site alarm",
+    )
+    site.locks["lock-0002"].produce(3, batch=3, reason="wrong-code")
+    wait_for(lambda: gw.stats.records_in >= 13, what="more wrong codes")
+    alarms = [r for r in site.cloud.received.values() if r.reason == "site-brute-force"]
+    assert len(alarms) == 1 and alarms[0].ref.startswith("n") and not alarms[0].granted  # raised once
