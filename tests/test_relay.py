@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gateway.relay import Answer, CommandRelay, Refused, ToCloud, ToLock
 from protocol import envelope, keys
 
@@ -70,12 +72,29 @@ def test_window_bounds_inflight_across_locks() -> None:
     assert sum(isinstance(x, ToLock) for x in out) == 1 and r.inflight() == 3
 
 
+def _refused(actions: Sequence[object]) -> str:
+    assert len(actions) == 1 and isinstance(actions[0], Refused), actions
+    return actions[0].reason
+
+
 def test_bad_input_is_refused_with_a_reason() -> None:
     r = CommandRelay({"L1"})
-    assert isinstance(r.from_cloud("L9", cmd("L9", "c", NOW + 9), NOW)[0], Refused)
-    assert isinstance(r.from_cloud("L1", b"\xff\x00junk", NOW)[0], Refused)
-    assert isinstance(r.from_cloud("L1", cmd("L2", "c", NOW + 9, rcpt="L2"), NOW)[0], Refused)
+    # Each refusal says which one it is, not only that it is one.
+    assert _refused(r.from_cloud("L9", cmd("L9", "c", NOW + 9), NOW)) == "unknown lock"
+    assert _refused(r.from_cloud("L1", b"\xff\x00junk", NOW)).startswith("bad command: malformed")
+    assert "another lock" in _refused(r.from_cloud("L1", cmd("L2", "c", NOW + 9, rcpt="L2"), NOW))
     no_deadline = envelope.seal(keys.derive(ROOT, keys.CMD, "L1"), "cmd", "cloud", 1, NOW, {2: "c"}, "L1")
     assert "deadline" in r.from_cloud("L1", no_deadline, NOW)[0].reason  # type: ignore[union-attr]
-    assert isinstance(r.from_lock("L1", ack("L1", "never-sent"), NOW)[0], Refused)
-    assert isinstance(r.from_lock("L1", ack("L2", "c"), NOW)[0], Refused)  # sender is not the topic's lock
+    assert _refused(r.from_lock("L1", ack("L1", "never-sent"), NOW)).startswith("ack for a command")
+    assert _refused(r.from_lock("L1", ack("L2", "c"), NOW)).startswith("bad ack")  # not the topic's lock
+
+
+def test_a_full_lock_queue_is_answered_busy_and_not_remembered() -> None:
+    r = CommandRelay({"L1"}, queue_limit=2)
+    r.from_cloud("L1", cmd("L1", "c0", NOW + 30), NOW)  # in flight
+    assert r.from_cloud("L1", cmd("L1", "c1", NOW + 30, 2), NOW) == []
+    assert r.from_cloud("L1", cmd("L1", "c2", NOW + 30, 3), NOW) == []
+    [busy] = r.from_cloud("L1", cmd("L1", "c3", NOW + 30, 4), NOW)
+    assert isinstance(busy, Answer) and (busy.cmd_id, busy.status) == ("c3", "busy")
+    r.from_lock("L1", ack("L1", "c0"), NOW + 1)  # room again: the same id may be retried
+    assert r.from_cloud("L1", cmd("L1", "c3", NOW + 30, 5), NOW + 1) == []

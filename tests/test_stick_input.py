@@ -159,3 +159,73 @@ def test_fuzzed_bundles_get_only_documented_refusals_and_change_nothing(rig: Rig
         assert _store_bytes(rig) == before, i
     assert len(rig.gallery) == 0
     assert {"malformed", "bad-signature"} <= set(seen), seen
+
+
+def test_an_entry_sealed_with_this_locks_key_but_naming_another_lock_is_wrong_lock() -> None:
+    # With the check removed, every test passed (the audit's mutant).
+    from gateway import lockentry
+    from protocol import seal
+    from protocol.errors import ProtocolError
+    from tests.test_bundles import ROOTS
+
+    k1 = lockentry.seal_key(ROOTS["lock-1"], "lock-1")
+    m = lockentry.plain("lock-2", bytes(16), 1, 0, "del-person", "p-1", NOW + 3600, [])
+    token = lockentry.seal_entry(k1, m, NOW)
+    with pytest.raises(ProtocolError) as e:
+        seal.open_entry(k1, token, "lock-1", NOW)
+    assert e.value.reason == "wrong-lock"
+    assert (
+        seal.open_entry(k1, lockentry.seal_entry(k1, {**m, 2: "lock-1"}, NOW), "lock-1", NOW).lock == "lock-1"
+    )
+
+
+def test_a_signed_bundle_that_does_not_decrypt_is_decrypt_failed(rig: Rig, tmp_path: Path) -> None:
+    """Signed by the trusted office and addressed to this gateway's key id,
+    but encrypted to another key: refused after the signature, before any
+    payload is read."""
+    from protocol import cbor
+
+    other = bundle.RecipientKey.new()
+    good = rig.office.export(tmp_path / "made", other.public_blob(), NOW).read_bytes()
+    outer = cbor.decode(good)
+    assert isinstance(outer, list)
+    prot, ct, _sig = outer
+    h = cbor.decode(prot)
+    assert isinstance(h, dict)
+    h[7] = [rig.key.public_id()]  # addressed to us...
+    prot2 = cbor.encode(h)
+    sig = rig.office.signer.sign(bundle._sig_input(prot2, ct))  # ...signed by the trusted office
+    (rig.stick / "x.lkb").write_bytes(cbor.encode([prot2, ct, sig]))
+    assert [r.result for r in rig.insert_and_import()] == ["decrypt-failed"]
+
+
+def test_a_missing_folder_is_unreadable_and_too_many_bundles_are_capped(rig: Rig, tmp_path: Path) -> None:
+    from gateway import usb_import
+
+    assert [r.result for r in rig.importer.import_dir(tmp_path / "no-such-stick", NOW)] == ["unreadable"]
+    for i in range(usb_import.MAX_FILES + 3):
+        (rig.stick / f"b{i:03d}.lkb").write_bytes(b"junk")
+    reps = rig.insert_and_import()
+    assert len(reps) == usb_import.MAX_FILES + 1
+    assert reps[-1].result == "too-many" and reps[-1].file == "3 more"
+    assert all(r.result == "malformed" for r in reps[:-1])
+
+
+def test_a_bundle_for_another_site_is_refused_even_signed_and_addressed_to_us(
+    rig: Rig, tmp_path: Path
+) -> None:
+    # With the site check removed, tests/test_bundles.py still passed (the audit's mutant).
+    from protocol import cbor
+
+    good = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW).read_bytes()
+    outer = cbor.decode(good)
+    assert isinstance(outer, list)
+    prot, ct, _sig = outer
+    h = cbor.decode(prot)
+    assert isinstance(h, dict)
+    h[9] = "site-8"
+    prot2 = cbor.encode(h)
+    (rig.stick / "x.lkb").write_bytes(
+        cbor.encode([prot2, ct, rig.office.signer.sign(bundle._sig_input(prot2, ct))])
+    )
+    assert [r.result for r in rig.insert_and_import()] == ["wrong-recipient"]

@@ -278,3 +278,35 @@ def test_only_ascii_digits_are_keypad_digits():
         d = core.keypad(entry, NOW, 100)  # was ValueError for the superscript
         assert (d.granted, d.reason) == (False, "wrong-code"), entry
     assert core.verifier.throttle.strikes == 0  # not a code, not a guess
+
+
+def test_a_command_whose_action_is_not_unlock_never_opens_the_door():
+    # With the action check removed, any command action opened the door and
+    # every lock test still passed (the audit's mutant): now one fails.
+    core, hal, _fs = _lock()
+    k = keys.derive(ROOT, keys.CMD, "lock-1")
+    for seq, action in ((1, "open-all"), (2, "Unlock"), (3, ""), (4, 1)):
+        body = {1: action, 2: "c-%d" % seq, 3: NOW + 30}
+        assert (
+            core.command(envelope.seal(k, "cmd", "cloud", seq, NOW, body, "lock-1"), NOW, 10 + seq)
+            == "bad-command"
+        )
+        assert not hal.strike_on
+    recs = [(r.kind, r.granted, r.reason) for r in core.journal.pending(100)]
+    assert recs == [("remote", False, "bad-command")] * 4
+
+
+def test_codes_outside_their_window_or_for_another_target_or_setup_with_a_clock():
+    from protocol.verifier import CodeVerifier
+
+    k = keys.derive(ROOT, keys.CODE, "lock-1")
+    v = CodeVerifier("lock-1", k)
+    later = pc.make_keypad(
+        k, "lock-1", pc.find_profile(pc.WINDOW, pc.DEVICE, pc.HOUR, 5), NOW // 3600 + 1, 0, 1
+    )
+    assert v.keypad(later.digits, NOW, 1).reason == "not-yet-valid"
+    setup = pc.make_keypad(k, "lock-1", pc.find_profile(pc.SETUP, pc.DEVICE, pc.DAY, 0), 0, 0, 3)
+    assert v.keypad(setup.digits, NOW, 2).reason == "clock-set"  # setup codes serve a lock with no time
+    other = pc.make_long(keys.derive(ROOT, keys.CODE, "lock-2"), "lock-2", pc.WINDOW, "h-1",
+                         NOW // 3600, NOW // 3600 + 2)  # fmt: skip
+    assert v.long(other.text(), NOW, 3).reason == "wrong-target"
