@@ -212,13 +212,15 @@ def test_a_finger_opens_the_gate_only_with_an_authorization_in_force(tmp_path: P
 
 
 def test_a_blacklisted_person_is_refused_and_the_list_survives_a_restart(tmp_path: Path) -> None:
+    from protocol import blacklist
     from protocol.errors import ProtocolError
 
     factory, clock, ob = MockFactory(), Clock(), Outbox(tmp_path / "outbox")
     g = _finger_gate(tmp_path, factory, clock, ob, allowed={"p-alice"})
     assert g.apply_blacklist({1: "full", 2: 1, 4: [["p-alice", 0]]}) == 1
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolError) as e:
         g.apply_blacklist({1: "delta", 2: 3, 3: 2, 4: []})  # a delta on a base it does not hold
+    assert e.value.reason == blacklist.GAP
     assert g.finger(b"alice").reason == "revoked"
     g.close()
     g2 = _finger_gate(tmp_path, MockFactory(), clock, ob, allowed={"p-alice"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -164,9 +165,10 @@ def test_status_is_published_retained(site: Site) -> None:
     wait_for(
         lambda: site.cloud is not None and b"backlog" in site.cloud.statuses.get("gw-1", b""), what="status"
     )
-    assert site.gateway is not None
+    assert site.gateway is not None and site.cloud is not None
     assert (site.gateway.cfg.state_dir / "status.json").exists()
-    assert SITE
+    st = json.loads(site.cloud.statuses["gw-1"])  # was `assert SITE`, true of a constant
+    assert st["gateway"] == "gw-1" and st["cloud"] is True and st["pid"] > 0
 
 
 def test_time_sync_is_signed_and_drift_is_reported(site: Site) -> None:

@@ -77,7 +77,9 @@ def test_errors_are_clear():
         raise AssertionError("no answer expected")
     except FPError as e:
         assert e.code == -1 and "timed out" in str(e)
+    emu.address = fp.address  # back on speaking terms
     try:
-        fp.image_to_template(1)
-    except FPError:
-        pass
+        fp.image_to_template(1)  # no image captured yet: the module says so
+        raise AssertionError("a template from no image")
+    except FPError as e:
+        assert e.code == 0x15, e.code  # R30x: "no valid image in the buffer"
