@@ -69,11 +69,17 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     try:
+        sock = tmp_path / "state" / "control.sock"
         for _round in range(8):
             gw = _gateway_process(cfg)
-            time.sleep(rng.uniform(0.6, 1.5))  # ingesting and uploading
+            # Killed at a random point of its work, not during its imports:
+            # the control socket appears once it has started its links.
+            up = gw
+            wait_for(lambda: sock.exists() or up.poll() is not None, timeout=30, what="gateway up")
+            time.sleep(rng.uniform(0.05, 0.8))  # ingesting and uploading
             gw.send_signal(signal.SIGKILL)
             gw.wait()
+            sock.unlink(missing_ok=True)  # a killed daemon leaves it; the next start replaces it
             for lk in s.locks.values():
                 lk.resend_unacked()  # a real lock retries what was never acked
         stop.set()

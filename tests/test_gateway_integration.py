@@ -97,30 +97,41 @@ def test_bad_input_is_refused_and_does_not_disturb_other_locks(site: Site) -> No
 
 
 def test_lock_cannot_act_as_another_lock_on_the_local_broker(site: Site) -> None:
-    """The shipped ACL against the real broker."""
-    assert site.local_broker
+    """The shipped ACL against the real broker. Every "did not arrive" is
+    read after a positive signal that the broker had already handled it: a
+    later message on the same connection, or the broker's own refusal."""
+    assert site.local_broker and site.cloud
+    # The broker names a client after its username, so the spy and the stub
+    # lock-0002 would take turns ending each other's session: stop the stub.
+    site.locks["lock-0002"].stop()
     got: list[str] = []
+    subscribed = threading.Event()
+    refused: list[int] = []
     spy = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lock-0002-spy", protocol=mqtt.MQTTv5)
     spy.username_pw_set("lock-0002", site.passwords["lock-0002"])
     spy.on_message = lambda c, u, m: got.append(m.topic)
+    spy.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+    spy.on_publish = lambda c, u, mid, rc, p: refused.append(rc.value)
     spy.connect("127.0.0.1", site.local_broker.port)
     spy.loop_start()
-    spy.subscribe("lock/lock-0001/cmd", qos=1)  # another lock's commands
-    spy.subscribe("lock/lock-0002/cmd", qos=1)
-    time.sleep(0.3)
-    assert site.cloud
-    site.cloud.send_command("lock-0001", "secret", int(time.time()) + 30)
-    wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("secret")), what="ack")
-    # and lock-0002 cannot publish an ack as lock-0001
-    k = keys.derive(site.lock_roots["lock-0002"], keys.UPLINK, "lock-0002")
-    spy.publish(
-        "lock/lock-0001/ack", envelope.seal(k, "ack", "lock-0002", 1, 0, {1: "secret", 2: "x"}), qos=1
-    )
-    time.sleep(0.5)
-    spy.loop_stop()
-    spy.disconnect()
-    assert "lock/lock-0001/cmd" not in got
-    assert len(site.cloud.acks_for("secret")) == 1
+    try:
+        spy.subscribe([("lock/lock-0001/cmd", 1), ("lock/lock-0002/cmd", 1)])  # another lock's, and its own
+        assert subscribed.wait(10)
+        site.cloud.send_command("lock-0001", "secret", int(time.time()) + 30)
+        wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("secret")), what="ack")
+        site.cloud.send_command("lock-0002", "mine", int(time.time()) + 30)  # published after "secret"
+        wait_for(lambda: "lock/lock-0002/cmd" in got, what="the spy's own command")
+        assert "lock/lock-0001/cmd" not in got  # the broker delivered in order: it withheld it
+        # and lock-0002 cannot publish an ack as lock-0001: the broker answers "not authorized"
+        k = keys.derive(site.lock_roots["lock-0002"], keys.UPLINK, "lock-0002")
+        forged = envelope.seal(k, "ack", "lock-0002", 1, 0, {1: "secret", 2: "x"})
+        spy.publish("lock/lock-0001/ack", forged, qos=1)
+        wait_for(lambda: bool(refused), what="the broker's answer to the forged ack")
+        assert refused == [0x87]  # MQTT v5 PUBACK: Not authorized
+        assert len(site.cloud.acks_for("secret")) == 1
+    finally:
+        spy.loop_stop()
+        spy.disconnect()
 
 
 def test_a_lock_cannot_take_over_another_locks_session(site: Site) -> None:
