@@ -3,6 +3,7 @@ and kill -9 of the gateway process at random moments, many rounds."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -50,6 +51,10 @@ def _gateway_process(cfg: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _started(p: subprocess.Popen[bytes], sock: Path) -> bool:
+    return sock.exists() or p.poll() is not None
+
+
 def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o700)
     s = Site(tmp_path, n_locks=2)
@@ -74,8 +79,7 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
             gw = _gateway_process(cfg)
             # Killed at a random point of its work, not during its imports:
             # the control socket appears once it has started its links.
-            up = gw
-            wait_for(lambda: sock.exists() or up.poll() is not None, timeout=30, what="gateway up")
+            wait_for(functools.partial(_started, gw, sock), timeout=30, what="gateway up")
             time.sleep(rng.uniform(0.05, 0.8))  # ingesting and uploading
             gw.send_signal(signal.SIGKILL)
             gw.wait()
