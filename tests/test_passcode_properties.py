@@ -88,10 +88,21 @@ def test_code_is_refused_at_any_other_target(c: tuple[pc.KeypadCode, int, int], 
     assume(code is not None)  # counted by hypothesis as filtered, not silently passed
     t = data.draw(st.integers(min_value=code.start, max_value=code.end - 1))
     other = CodeVerifier("lock-2", K2, throttle=Throttle(threshold=10**9))  # no group membership
-    d = other.keypad(code.digits, t, 0)
-    assert not d.granted
-    if tc == pc.DEVICE:
-        assert not _verifier(0, "lock-2", K2).keypad(code.digits, t, 0).granted
+    for d in (other.keypad(code.digits, t, 0),) + (
+        (_verifier(0, "lock-2", K2).keypad(code.digits, t, 0),) if tc == pc.DEVICE else ()
+    ):
+        if d.granted:
+            _assert_twin_at_lock_2(code, d)
+
+
+def _assert_twin_at_lock_2(code: pc.KeypadCode, d: Decision) -> None:
+    """The one way lock-1's digits may open lock-2: lock-2's own code for
+    the same profile, window and serial has the same 5 MAC digits, a 1e-5
+    coincidence (docs/passcodes.md). Hypothesis found one (the ci profile's
+    3,000 examples); a grant that is anything else is a defect."""
+    unit = pc.PROFILES[code.profile][2]
+    twin = pc.make_keypad(K2, "lock-2", code.profile, d.window[0] // unit, 0, code.serial)
+    assert twin.digits == code.digits and twin.code_id == d.ref != code.code_id, d
 
 
 @given(
