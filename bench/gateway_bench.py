@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from gateway.mqttlink import nodelay  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from protocol import record  # noqa: E402
-from tests.gwfixtures import Site, open_site, wait_for  # noqa: E402
+from tests.gwfixtures import Site, cloud_outage, open_site, wait_for  # noqa: E402
 
 
 def rec_bytes(dev: str, seq: int) -> bytes:
@@ -292,11 +292,7 @@ def bench_resume(outage_s: float, d: Path, cap_s: float | None = None) -> float:
     try:
         assert s.cloud_broker and s.gateway
         gw = s.gateway
-        s.cloud_broker.stop()
-        wait_for(lambda: not gw.cloud.connected.is_set(), what="uplink down")
-        for lk in s.locks.values():
-            lk.produce(20, batch=20)
-        wait_for(lambda: gw.outbox.backlog() == 20, what="records waiting")
+        cloud_outage(s, 20, 20)
         before = gw.stats.records_uploaded
         time.sleep(outage_s)
         s.cloud_broker.start()

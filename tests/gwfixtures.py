@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from simulators.cloud.receiver import CloudReceiver
 from simulators.site import GW, SITE, write_gateway_config
 from tests.lockstub import StubLock
 
-__all__ = ["GW", "SITE", "Site", "open_site", "wait_for"]
+__all__ = ["GW", "SITE", "Site", "cloud_outage", "gateway_process", "open_site", "wait_for"]
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
@@ -116,3 +118,25 @@ def open_site(tmp: Path, n_locks: int = 2, auto_ack: bool = True) -> Site:
     s.start_locks(auto_ack)
     wait_for(lambda: s.gateway is not None and s.gateway.cloud.connected.is_set(), what="gateway cloud link")
     return s
+
+
+def gateway_process(cfg: Path) -> subprocess.Popen[bytes]:
+    """`lockedge gateway run` as its own process (for kill -9 and two-daemon tests)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def cloud_outage(s: Site, per_lock: int, batch: int) -> None:
+    """Stop the cloud broker, wait until the gateway sees it, and have every
+    lock send `per_lock` records, all durable and acked while it is down."""
+    assert s.cloud_broker and s.gateway
+    gw = s.gateway
+    s.cloud_broker.stop()
+    wait_for(lambda: not gw.cloud.connected.is_set(), what="uplink down")
+    for lk in s.locks.values():
+        lk.produce(per_lock, batch=batch)
+    wait_for(lambda: all(not lk.unacked for lk in s.locks.values()), timeout=60, what="locks acked")

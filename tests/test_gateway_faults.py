@@ -8,12 +8,11 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from tests.gwfixtures import Site, open_site, wait_for
+from tests.gwfixtures import Site, cloud_outage, gateway_process, open_site, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,12 +21,7 @@ def test_cloud_outage_10000_records_all_delivered_in_order(tmp_path: Path) -> No
     s = open_site(tmp_path, n_locks=2)
     try:
         assert s.cloud_broker and s.gateway and s.cloud
-        s.cloud_broker.stop()
-        wait_for(lambda: s.gateway is not None and not s.gateway.cloud.connected.is_set(), what="uplink down")
-        for lk in s.locks.values():
-            lk.produce(5000, batch=100)
-        # Durable in the outbox and acked to the locks while the uplink is down.
-        wait_for(lambda: all(not lk.unacked for lk in s.locks.values()), timeout=60, what="locks acked")
+        cloud_outage(s, 5000, 100)  # durable in the outbox and acked to the locks while the uplink is down
         assert s.gateway.outbox.backlog() == 10_000
         s.cloud_broker.start()
         wait_for(
@@ -40,15 +34,6 @@ def test_cloud_outage_10000_records_all_delivered_in_order(tmp_path: Path) -> No
         )
     finally:
         s.close()
-
-
-def _gateway_process(cfg: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def _started(p: subprocess.Popen[bytes], sock: Path) -> bool:
@@ -76,7 +61,7 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
     try:
         sock = tmp_path / "state" / "control.sock"
         for _round in range(8):
-            gw = _gateway_process(cfg)
+            gw = gateway_process(cfg)
             # Killed at a random point of its work, not during its imports:
             # the control socket appears once it has started its links.
             wait_for(functools.partial(_started, gw, sock), timeout=30, what="gateway up")
@@ -89,7 +74,7 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
         stop.set()
         producer.join()
         started = time.time()
-        gw = _gateway_process(cfg)
+        gw = gateway_process(cfg)
         status = tmp_path / "state" / "status.json"
         wait_for(lambda: status.exists() and status.stat().st_mtime >= started, timeout=30, what="gateway up")
         try:
@@ -126,11 +111,7 @@ def test_uploads_resume_within_seconds_of_the_cloud_brokers_return(tmp_path: Pat
     s = open_site(tmp_path, n_locks=1)
     try:
         assert s.cloud_broker and s.gateway and s.cloud
-        s.cloud_broker.stop()
-        wait_for(lambda: s.gateway is not None and not s.gateway.cloud.connected.is_set(), what="uplink down")
-        for lk in s.locks.values():
-            lk.produce(20, batch=20)
-        wait_for(lambda: s.gateway is not None and s.gateway.outbox.backlog() == 20, what="records waiting")
+        cloud_outage(s, 20, 20)
         uploaded = s.gateway.stats.records_uploaded
         time.sleep(8)
         s.cloud_broker.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gwfixtures import GW, Site, open_site, wait_for
+from tests.gwfixtures import GW, Site, gateway_process, open_site, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,15 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-
-
-def _daemon(cfg: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
 
 
@@ -46,7 +37,7 @@ def brokers(tmp_path: Path) -> Iterator[Site]:
 def test_a_second_daemon_is_refused_and_status_tells_running_from_stale(brokers: Site) -> None:
     cfg = brokers.config_file()
     state = brokers.dir / "state"
-    first = _daemon(cfg)
+    first = gateway_process(cfg)
     try:
         wait_for(lambda: (state / "control.sock").exists(), timeout=30, what="first daemon up")
         second = _cli("gateway", "run", "--config", str(cfg))
@@ -62,7 +53,7 @@ def test_a_second_daemon_is_refused_and_status_tells_running_from_stale(brokers:
     st = _cli("gateway", "status", "--config", str(cfg))
     # Was "cloud up, local up", rc 0, from the file the stopped daemon left.
     assert st.returncode == 3 and "NOT RUNNING" in st.stdout and "stale" in st.stdout, st.stdout
-    first = _daemon(cfg)  # the lock went with the process: a new daemon starts
+    first = gateway_process(cfg)  # the lock went with the process: a new daemon starts
     try:
         wait_for(lambda: _cli("gateway", "status", "--config", str(cfg)).returncode == 0, timeout=30)
     finally:
