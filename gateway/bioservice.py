@@ -141,6 +141,13 @@ class BioService:
         rec = PassRecord(self.id, seq, int(self.clock()), self.id, "none", ref[:40], ok,
                          "ok" if ok else rep.result[:24])  # fmt: skip
         self.outbox.append([(rec.device, rec.seq, rec.encode())])
+        if c.get("missing"):
+            # Bundles skipped over: the cloud and the office learn it (their
+            # operations come again in the office's next export).
+            seq = self.outbox.next_seq(self.id)
+            gap = PassRecord(self.id, seq, int(self.clock()), self.id, "none",
+                             f"b:{rep.bundle_id[:16]}:m{c['missing']}", False, "bundle-gap")  # fmt: skip
+            self.outbox.append([(gap.device, gap.seq, gap.encode())])
 
     # -- delivery to locks -------------------------------------------------------
 

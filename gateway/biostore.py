@@ -27,6 +27,7 @@ from gateway.config import read_secret, write_secret
 from gateway.store import atomic_write
 
 AAD = b"lockedge biometrics at rest v1"
+MAX_MISSING = 1000  # skipped sequences remembered per issuer
 
 
 @dataclass
@@ -36,6 +37,10 @@ class State:
     imported: list[bytes] = field(default_factory=list)
     pending: dict[str, list[list[Any]]] = field(default_factory=dict)
     delivered: dict[str, dict[str, int]] = field(default_factory=dict)
+    # issuer -> sequences skipped over (a stick that never came, or came
+    # late: an older bundle after a newer one is a rollback). Reported on
+    # each receipt and as a record; the office re-sends what has no receipt.
+    missing: dict[bytes, list[int]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"State({len(self.persons)} persons, {sum(map(len, self.pending.values()))} entries pending)"
@@ -47,6 +52,7 @@ class State:
             list(self.imported),
             {k: [list(e) for e in v] for k, v in self.pending.items()},
             {k: dict(v) for k, v in self.delivered.items()},
+            {k: list(v) for k, v in self.missing.items()},
         )
 
     def templates(self) -> int:
@@ -83,10 +89,12 @@ class BioStore:
             list(m[3]),
             {k: [list(e) for e in v] for k, v in m[4].items()},
             {k: dict(v) for k, v in m[5].items()},
+            {k: list(v) for k, v in m.get(6, {}).items()},  # absent in stores from before gaps were kept
         )
 
     def commit(self, st: State) -> None:
-        plain = cbor2.dumps({1: st.persons, 2: st.last_seq, 3: st.imported, 4: st.pending, 5: st.delivered})
+        plain = cbor2.dumps({1: st.persons, 2: st.last_seq, 3: st.imported, 4: st.pending, 5: st.delivered,
+                             6: st.missing})  # fmt: skip
         nonce = os.urandom(12)
         atomic_write(self.path, nonce + self._aead.encrypt(nonce, plain, AAD))
         self.state = st
@@ -140,6 +148,11 @@ def apply(st: State, hdr: Header, payload: Payload) -> Applied:
         for i, e in enumerate(entries):
             q.append([hdr.bundle_id, i, e])
             counts["lock-entries"] += 1
+    last = new.last_seq.get(hdr.issuer)
+    if last is not None and hdr.seq > last + 1:
+        gap = list(range(last + 1, min(hdr.seq, last + 1 + MAX_MISSING)))
+        new.missing[hdr.issuer] = (new.missing.get(hdr.issuer, []) + gap)[-MAX_MISSING:]
+        counts["missing"] = len(gap)
     new.last_seq[hdr.issuer] = hdr.seq
     new.imported.append(hdr.bundle_id)
     return Applied(new, counts, results)

@@ -273,8 +273,9 @@ class Importer:
         return Report(name, "imported", hdr.bundle_id.hex(), applied.counts, applied.results)
 
     def _receipt(self, dfd: int, name: str, rep: Report, now: int) -> None:
+        missing = [s for v in self.store.state.missing.values() for s in v][-100:]
         body = cbor.encode({1: rep.bundle_id, 2: self.gateway_id, 3: rep.result, 4: rep.counts,
-                            5: rep.operations, 6: now, 7: rep.file})  # fmt: skip
+                            5: rep.operations, 6: now, 7: rep.file, 8: missing})  # fmt: skip
         sig = self.signer.sign(cbor.encode([RECEIPT_LABEL, body]))
         tmp, final = name + ".receipt.tmp", name + ".receipt"
         try:

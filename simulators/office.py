@@ -151,10 +151,24 @@ class Office:
 
     def export(self, stick: Path, gateway_public: bytes, now: int, name: str | None = None) -> Path:
         """Write the pending operations as one bundle onto the stick."""
+        unconfirmed = self.db.setdefault("unconfirmed", {})
+        again = [p for ops in unconfirmed.values() for p in ops]
+        if again:
+            # Operations no receipt confirmed go again, before the new ones
+            # (each is idempotent at the gateway and the locks).
+            self.db["pending"] = again + self.db["pending"]
+            unconfirmed.clear()
         if not self.db["pending"]:
             raise OfficeError("nothing-to-export", "no enrolment or deletion since the last export")
-        self.db["seq"] += 1
-        seq = self.db["seq"]
+        # One sequence per gateway (recipient key): a gateway sees 1, 2, 3...
+        # from this office, so a gap it reports is a bundle it missed, not
+        # one that went to another gateway. A new recipient starts past
+        # every sequence used so far.
+        rid = bundle.key_id(gateway_public).hex()
+        per = self.db.setdefault("seq_to", {})
+        seq = per.get(rid, self.db["seq"]) + 1
+        per[rid] = seq
+        self.db["seq"] = max(self.db["seq"], seq)
         bid = os.urandom(16)
         ops = []
         per_lock: dict[str, list[bytes]] = {}
@@ -181,6 +195,29 @@ class Office:
         tmp = out.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)
+        # Kept until a receipt says the gateway imported them: a stick that
+        # never arrives, or arrives after a newer one (then a rollback),
+        # costs nothing, the next export carries them again.
+        self.db.setdefault("unconfirmed", {})[bid.hex()] = self.db["pending"]
         self.db["pending"] = []
+        self._save()
+        return out
+
+    def read_receipts(self, stick: Path, gateway_pub: Any) -> dict[str, str]:
+        """Check the gateway's signed receipts on a returned stick; an
+        imported bundle's operations are confirmed. Returns bundle id ->
+        result. Every operation still unconfirmed goes into the next export."""
+        from gateway.usb_import import verify_receipt
+
+        out = {}
+        for f in sorted(stick.glob("*.receipt")):
+            try:
+                body = verify_receipt(f.read_bytes(), gateway_pub)
+            except ValueError:
+                continue  # not a receipt of this gateway's: proves nothing
+            bid, result = str(body.get(1, "")), str(body.get(3, ""))
+            out[bid] = result
+            if result == "imported":
+                self.db.setdefault("unconfirmed", {}).pop(bid, None)
         self._save()
         return out

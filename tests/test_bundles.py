@@ -131,6 +131,8 @@ def test_enrol_export_import_match_at_gate_and_lock_then_move_out(rig: Rig, tmp_
     assert core.finger(fp, NOW, 2) == "ok" and core.journal.pending(5)[-1].ref == Office.person_id("t-2")
     emu.finger = iso(2, 4)  # tenant 3 lives behind lock 2
     assert core.finger(fp, NOW, 3) == "no-match"
+    # The stick comes back: its receipt confirms the first bundle's operations.
+    assert rig.office.read_receipts(rig.stick, rig.gw_signer.public_key()) == {body[1]: "imported"}
     # Tenant 2 moves out: one bundle deletes them everywhere.
     rig.office.delete_person("t-2", "move-out", NOW + 100)
     rig.office.export(rig.stick, rig.key.public_blob(), NOW + 100)
@@ -377,6 +379,7 @@ def test_a_deletion_reaches_a_lock_that_was_away_past_the_bundle_expiry(rig: Rig
     first = list(rig.store.state.pending["lock-1"])
     for _bid, _idx, sealed in first:
         assert core.load_entry(fp, sealed, NOW, 1)[0] == "ok"
+    rig.office.read_receipts(rig.stick, rig.gw_signer.public_key())
     rig.office.delete_person("t-2", "move-out", NOW + 100)
     rig.office.export(rig.stick, rig.key.public_blob(), NOW + 100)
     rig.insert_and_import(NOW + 200)
@@ -466,3 +469,33 @@ def test_a_stick_whose_serial_cannot_be_read_is_refused_saying_why_once(
     assert len(said) == 1 and "permission denied" in said[0] and "70-lockedge-sticks.rules" in said[0]
     assert [e.get("reason") for e in events if e.get("event") == "stick-refused"] == ["serial-unreadable"]
     ob.close()
+
+
+def test_a_missed_stick_costs_nothing_and_the_gap_is_reported(rig: Rig, tmp_path: Path) -> None:
+    """Was: a newer bundle imported before an older one made the older a
+    rollback and its operations were lost silently."""
+    rig.office.enrol("t-3", "ID-1003", "Cy Okafor", [(1, iso(2, 0))], "door access", "gate", NOW)
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW)
+    assert [r.result for r in rig.insert_and_import(NOW + 1)] == ["imported"]  # bundle 1
+    rig.office.read_receipts(rig.stick, rig.gw_signer.public_key())
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(1, iso(0, 0))], "door access", "gate", NOW + 5)
+    lost_stick = tmp_path / "lost"
+    rig.office.export(lost_stick, rig.key.public_blob(), NOW + 5)  # bundle 2 never reaches the gateway
+    rig.office.enrol("t-2", "ID-1002", "Bo Chen", [(1, iso(1, 0))], "door access", "gate", NOW + 10)
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW + 10)  # bundle 3 carries bundle 2's too
+    reps = {r.file: r for r in rig.insert_and_import(NOW + 20)}
+    rep = reps["bundle-000003.lkb"]
+    assert rep.result == "imported" and rep.counts["missing"] == 1
+    assert rig.gallery.identify(iso(0, 3)) is not None  # t-1, from the missed bundle, is enrolled
+    assert rig.gallery.identify(iso(1, 3)) is not None
+    body = verify_receipt((rig.stick / "bundle-000003.lkb.receipt").read_bytes(), rig.gw_signer.public_key())
+    assert body[8] == [2]  # the receipt names the sequence the gateway never saw
+    confirmed = rig.office.read_receipts(rig.stick, rig.gw_signer.public_key())
+    assert confirmed[rep.bundle_id] == "imported"
+    # The missed stick turns up later: a rollback, and nothing is lost by it.
+    for f in lost_stick.glob("*.lkb"):
+        (rig.stick / f.name).write_bytes(f.read_bytes())
+    results = {r.file: r.result for r in rig.insert_and_import(NOW + 30)}
+    assert results["bundle-000002.lkb"] == "rollback" and len(rig.gallery) == 3
+    with pytest.raises(OfficeError):
+        rig.office.export(rig.stick, rig.key.public_blob(), NOW + 40)  # everything confirmed: nothing to send
