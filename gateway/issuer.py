@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from protocol import passcode as pc
 
@@ -30,33 +31,71 @@ class Issued:
         return f"Issued({self.code_id} {pc.KIND_NAMES[self.kind]} {self.target} {self.start}..{self.end})"
 
 
+Slot = tuple[str, int, int, int]  # (target, profile, start unit, variant)
+
+
+class Allocations(Protocol):
+    """Which serials of a slot are live. The issuing service keeps them in
+    its own database, in the transaction that records the grant, so two
+    processes or a restart never hand out the same code twice."""
+
+    def in_use(self, slot: Slot, now: int) -> set[int]: ...
+
+    def take(self, slot: Slot, serial: int, end: int) -> None: ...
+
+
+class MemoryAllocations:
+    """For one process that issues for a while (the site simulator, tests)."""
+
+    def __init__(self) -> None:
+        self.live: dict[Slot, dict[int, int]] = {}  # slot -> serial -> end
+
+    def in_use(self, slot: Slot, now: int) -> set[int]:
+        return {s for s, end in self.live.get(slot, {}).items() if end > now}
+
+    def take(self, slot: Slot, serial: int, end: int) -> None:
+        self.live.setdefault(slot, {})[serial] = end
+
+
+# How far ahead a keypad code's digits are checked against the codes of the
+# later windows its payload also names (same profile, residue, variant and
+# serial): a serial whose code would coincide with one of them is skipped,
+# so an issued code never works as another window's code (about 6 % of
+# 1-hour codes would over two years: 2,500 later windows at 1e-5 each, two
+# candidates each time the lock looks).
+COLLISION_HORIZON_S = 2 * 365 * 86400
+
+
 class CodeIssuer:
     """`key_for(target)` gives a target's code key; `group_targets` names the
-    targets that are groups. Serial allocations are remembered until the
-    code they belong to expires (`state()`/`load()` persist them)."""
+    targets that are groups; `allocations` where live serials are kept (in
+    memory unless the issuing service passes its database's)."""
 
-    def __init__(self, key_for: Callable[[str], bytes], group_targets: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        key_for: Callable[[str], bytes],
+        group_targets: frozenset[str] = frozenset(),
+        allocations: Allocations | None = None,
+    ) -> None:
         self.key_for = key_for
         self.groups = group_targets
-        self.slots: dict[
-            tuple[str, int, int, int], int
-        ] = {}  # (target, profile, start, variant) -> serial bitmap
-        self.expiry: dict[tuple[str, int, int, int], int] = {}
+        self.allocations: Allocations = allocations or MemoryAllocations()
         self.long_serial = 0
-
-    def _prune(self, now: int) -> None:
-        for k in [k for k, e in self.expiry.items() if e <= now]:
-            del self.expiry[k]
-            self.slots.pop(k, None)
+        self.collisions_skipped = 0
+        self._now = 0
 
     def _alloc(self, target: str, profile: int, start_unit: int, variant: int, end: int) -> int | None:
-        k = (target, profile, start_unit, variant)
-        used = self.slots.get(k, 0)
+        slot = (target, profile, start_unit, variant)
+        used = self.allocations.in_use(slot, self._now)
+        key = self.key_for(target)
         for serial in range(pc.PROFILES[profile][6]):
-            if not (used >> serial) & 1:
-                self.slots[k] = used | (1 << serial)
-                self.expiry[k] = max(self.expiry.get(k, 0), end)
-                return serial
+            if serial in used:
+                continue
+            if _coincides(key, target, profile, start_unit, variant, serial):
+                self.collisions_skipped += 1
+                continue
+            self.allocations.take(slot, serial, end)
+            return serial
         return None
 
     def issue(
@@ -72,7 +111,7 @@ class CodeIssuer:
     ) -> Issued:
         """Issue a code for [start, end). `daily` = (from UTC hour, hours)
         makes it a recurring daily code whatever `kind` says."""
-        self._prune(now)
+        self._now = now
         if daily is not None:
             kind = pc.DAILY
         key = self.key_for(target)
@@ -114,6 +153,21 @@ class CodeIssuer:
         if keypad is not None:
             return Issued(target, kind, keypad.start, keypad.end, keypad.code_id, keypad.digits, lc.text())
         return Issued(target, kind, start_h * HOUR, end_h * HOUR, lc.code_id, None, lc.text())
+
+
+def _coincides(key: bytes, target: str, profile: int, start_unit: int, variant: int, serial: int) -> bool:
+    """Whether this code's digits equal those of another window of the same
+    serial that its payload also names, within the horizon."""
+    kind, _tc, unit, _dur, m, _v, _n = pc.PROFILES[profile]
+    if kind == pc.SETUP:
+        return False
+    digits = pc.make_keypad(key, target, profile, start_unit, variant, serial).digits
+    # Later windows only: an earlier one has ended, and the verifier refuses
+    # an ended window's code as expired.
+    for k in range(1, COLLISION_HORIZON_S // (unit * m) + 1):
+        if pc.make_keypad(key, target, profile, start_unit + k * m, variant, serial).digits == digits:
+            return True
+    return False
 
 
 def _granted_end(plan: tuple[int, int]) -> int:

@@ -17,6 +17,7 @@ from simulators.cloud.backend import CloudBackend, FlowError, Request, visitor_i
 
 ROOT = bytes(range(32))
 GATE = "gate-1"
+ROOT_DIR = Path(__file__).resolve().parent.parent
 NOW = 1_795_000_000 - 1_795_000_000 % 3600 + 600
 
 
@@ -224,3 +225,51 @@ def test_cloud_command_line_remote_unlock_reaches_the_broker_sealed_for_the_lock
     finally:
         sub.loop_stop()
         broker.close()
+
+
+ISSUE_IN_ANOTHER_PROCESS = """
+import sys
+from protocol import keys
+from gateway.issuer import CodeIssuer
+from simulators.cloud.backend import CloudBackend, Request
+root = bytes(range(32))
+issuer = CodeIssuer(lambda t: keys.derive(root, keys.CODE, t))
+b = CloudBackend(sys.argv[1], issuer, {"gate-A"}, platform=lambda r: True)
+for i in range(10):
+    r = Request("x", "P-%s-%d" % (sys.argv[2], i), "gate-A", "courier", "delivery", "frequent")
+    print(b.request(r, int(sys.argv[3])).keypad)
+"""
+
+
+def test_two_visitors_never_get_the_same_code_across_restarts_and_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: `lockedge cloud accept` (a new issuer each run) gave two invited
+    visitors the identical keypad code; the database row was overwritten, so
+    blacklisting one would not revoke the other's."""
+    import json
+    import subprocess
+    import sys
+
+    from gateway.cli import main
+    from gateway.config import write_secret
+
+    write_secret(tmp_path / "roots.json", json.dumps({GATE: ROOT.hex()}).encode())
+    base = ["cloud", "--db", str(tmp_path / "c.db"), "--roots", str(tmp_path / "roots.json")]
+    codes = []
+    for i in range(2):
+        assert main([*base, "invite", "--resident", "r-1", "--name", f"V{i}", "--document", f"D-{i}",
+                     "--target", GATE]) == 0  # fmt: skip
+        tok = capsys.readouterr().out.split()[-1]
+        assert main([*base, "accept", "--token", tok, "--name", f"V{i}", "--document", f"D-{i}"]) == 0
+        out = capsys.readouterr().out
+        codes.append(next(w for w in out.split() if w.isdigit() and len(w) == 10))
+    assert codes[0] != codes[1]
+    # Two processes issuing at once on one database: the allocation and the
+    # grant are one transaction, so each gets its own serial.
+    script = ISSUE_IN_ANOTHER_PROCESS
+    db = str(tmp_path / "c2.db")
+    procs = [subprocess.Popen([sys.executable, "-c", script, db, str(k), str(NOW)], stdout=subprocess.PIPE,
+                              text=True, cwd=ROOT_DIR) for k in range(2)]  # fmt: skip
+    got = [c for p in procs for c in p.communicate(timeout=120)[0].split()]
+    assert len(got) == 20 and len(set(got)) == 20, got

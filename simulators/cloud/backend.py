@@ -35,7 +35,8 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,28 @@ CREATE TABLE IF NOT EXISTS residents (resident TEXT, lock TEXT, since INTEGER, u
     PRIMARY KEY (resident, lock));
 CREATE TABLE IF NOT EXISTS commands (cmd_id TEXT PRIMARY KEY, resident TEXT, lock TEXT, at INTEGER,
     deadline INTEGER, status TEXT);
+CREATE TABLE IF NOT EXISTS serials (target TEXT, profile INTEGER, start_unit INTEGER, variant INTEGER,
+    serial INTEGER, end_ INTEGER, PRIMARY KEY (target, profile, start_unit, variant, serial));
 """
+
+
+class SqliteAllocations:
+    """The issuer's live serials in the issuing database (table `serials`),
+    read and written inside the transaction that records the grant."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def in_use(self, slot: tuple[str, int, int, int], now: int) -> set[int]:
+        rows = self.db.execute(
+            "SELECT serial FROM serials"
+            " WHERE target=? AND profile=? AND start_unit=? AND variant=? AND end_>?",
+            (*slot, now),
+        ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def take(self, slot: tuple[str, int, int, int], serial: int, end: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO serials VALUES (?,?,?,?,?,?)", (*slot, serial, end))
 
 
 @dataclass(frozen=True)
@@ -105,8 +127,12 @@ class CloudBackend:
         platform: Callable[[Request], bool] = lambda r: True,
         token: Callable[[], str] | None = None,
     ) -> None:
-        self.db = sqlite3.connect(str(db), check_same_thread=False)
+        # Autocommit: each flow opens its own BEGIN IMMEDIATE, so the serial
+        # it allocates and the grant it records are one transaction, and a
+        # second process issuing at the same time waits for it.
+        self.db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None, timeout=30)
         self.db.executescript(SCHEMA)
+        issuer.allocations = SqliteAllocations(self.db)  # never two grants with the same live code
         self.issuer = issuer
         self.positions = positions
         self.policy = policy or VisitorPolicy()
@@ -145,8 +171,9 @@ class CloudBackend:
             vid = visitor_id(document)
             if self._blacklisted(vid, now):
                 raise FlowError("blacklisted", "this visitor may not be admitted")
-            issued = self.issuer.issue(target, pc.WINDOW, max(start, now - now % 3600), end, now, holder=vid)
-            with self.db:
+            with self._tx():
+                begin = max(start, now - now % 3600)
+                issued = self.issuer.issue(target, pc.WINDOW, begin, end, now, holder=vid)
                 self.db.execute("UPDATE invitations SET status = 'used' WHERE token = ?", (token,))
                 self._remember(issued, vid, "invitation")
             return issued
@@ -169,10 +196,10 @@ class CloudBackend:
                 if not self.platform(r):
                     raise FlowError("community-refused", "the community platform refused the request")
                 start = now - now % 3600
-                issued = self.issuer.issue(
-                    r.position, rule.kind, start, start + rule.hours * 3600, now, holder=vid
-                )
-                with self.db:
+                with self._tx():
+                    issued = self.issuer.issue(
+                        r.position, rule.kind, start, start + rule.hours * 3600, now, holder=vid
+                    )
                     self._remember(issued, vid, f"self-service:{rule.name}")
                 result = "approved"
                 return issued
@@ -264,6 +291,16 @@ class CloudBackend:
     def _blacklisted(self, vid: str, now: int) -> bool:
         row = self.db.execute("SELECT until_ FROM blacklist WHERE visitor = ?", (vid,)).fetchone()
         return row is not None and (row[0] == 0 or row[0] > now)
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def _remember(self, issued: Issued, vid: str, how: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO codes VALUES (?,?,?,?,?,?,0)",
