@@ -10,11 +10,7 @@
 # firmware/statefile.py) keeps the next sequence number, the overflow
 # counters and a damage report still to be journaled.
 #
-#   frame = 0xA5 | u16 length (>= 1) | u32 CRC-32 of (length bytes + payload) | payload
-#
-# An erased run (0x00 or 0xFF, what a power loss leaves on many flash file
-# systems) can never parse as a frame: the magic is neither byte, a length
-# of 0 is refused, and the CRC covers the length.
+#   frames: firmware/frame.py (no erased run of 0x00 or 0xFF parses as one)
 #
 # Durability: a record is appended, flushed and synced before `append`
 # returns; the caller energises the strike only after that.
@@ -42,29 +38,21 @@
 # ("journal-overflow", with the counts in its reference) is appended. Nothing
 # unacknowledged is ever deleted to make room.
 
-import binascii
 import struct
 
+from firmware.frame import HEAD as _HEAD
+from firmware.frame import HEAD_LEN as _HEAD_LEN
+from firmware.frame import MAGIC
+from firmware.frame import crc as _crc
+from firmware.frame import frame as _frame
 from firmware.statefile import StateFile
 from protocol import cbor, record
 from protocol.record import PassRecord
 
-MAGIC = 0xA5
-_HEAD = ">BHI"
-_HEAD_LEN = 7
 # The smallest frame a record can take (protocol/record.py's encoding of the
 # shortest fields, plus the head; tests/shared/test_journal.py checks it):
 # damaged bytes can have held at most n // this + 1 records.
 _MIN_RECORD_FRAME = 29
-
-
-def _crc(ln: bytes, payload) -> int:  # type: ignore[no-untyped-def]
-    return binascii.crc32(payload, binascii.crc32(ln)) & 0xFFFFFFFF
-
-
-def _frame(payload: bytes) -> bytes:
-    ln = struct.pack(">H", len(payload))
-    return struct.pack(_HEAD, MAGIC, len(payload), _crc(ln, payload)) + payload
 
 
 def _frames(data) -> tuple:  # type: ignore[no-untyped-def]
@@ -253,7 +241,7 @@ class Journal:
                     count += 1
             self.seg_count[seg] = count
             self.seg_size[seg] = size
-        if meta_bad == 2 and not segs:
+        if meta_bad == len(self.meta.names) and not segs:
             # Neither meta copy nor any segment survived: the numbers used
             # are unknown, so skip past all a full journal can hold.
             skip += self.max_segments * self.segment_bytes // _MIN_RECORD_FRAME

@@ -4,37 +4,10 @@
 # newest copy that checks, so a torn write, a flipped bit or an erased copy
 # costs at most the last save, never the boot. MicroPython and CPython.
 #
-#   copy = 0xA5 | u16 length | u32 CRC-32 of (length bytes + payload) | payload
-#   payload = CBOR [generation, value]
+#   copy = one frame (firmware/frame.py) whose payload is CBOR [generation, value]
 
-import binascii
-import struct
-
+from firmware.frame import frame, unframe
 from protocol import cbor
-
-MAGIC = 0xA5
-
-
-def _crc(ln: bytes, payload) -> int:  # type: ignore[no-untyped-def]
-    return binascii.crc32(payload, binascii.crc32(ln)) & 0xFFFFFFFF
-
-
-def frame(payload: bytes) -> bytes:
-    ln = struct.pack(">H", len(payload))
-    return struct.pack(">BHI", MAGIC, len(payload), _crc(ln, payload)) + payload
-
-
-def unframe(data):  # type: ignore[no-untyped-def]
-    """The payload of one whole frame, or None if `data` is not exactly that."""
-    if len(data) < 8 or data[0] != MAGIC:
-        return None
-    _m, ln, crc = struct.unpack(">BHI", data[:7])
-    if ln < 1 or 7 + ln != len(data):
-        return None
-    payload = data[7:]
-    if _crc(bytes(data[1:3]), payload) != crc:
-        return None
-    return payload
 
 
 class StateFile:
