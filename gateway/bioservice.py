@@ -23,7 +23,6 @@ from gateway.config import BiometricsConfig, read_secret, write_secret
 from gateway.outbox import Outbox
 from protocol import envelope
 from protocol.errors import ProtocolError
-from protocol.record import PassRecord
 
 log = logging.getLogger("lockedge.biometrics")
 
@@ -137,17 +136,13 @@ class BioService:
         ref = f"b:{rep.bundle_id[:16]}:a{c.get('added', 0)}r{c.get('replaced', 0)}d{c.get('deleted', 0)}"
         if not ok:
             ref = "b:" + hashlib.sha256(rep.file.encode()).hexdigest()[:16]
-        seq = self.outbox.next_seq(self.id)
-        rec = PassRecord(self.id, seq, int(self.clock()), self.id, "none", ref[:40], ok,
-                         "ok" if ok else rep.result[:24])  # fmt: skip
-        self.outbox.append([(rec.device, rec.seq, rec.encode())])
+        now = int(self.clock())
+        self.outbox.append_own(self.id, now, self.id, "none", ref[:40], ok, "ok" if ok else rep.result[:24])
         if c.get("missing"):
             # Bundles skipped over: the cloud and the office learn it (their
             # operations come again in the office's next export).
-            seq = self.outbox.next_seq(self.id)
-            gap = PassRecord(self.id, seq, int(self.clock()), self.id, "none",
-                             f"b:{rep.bundle_id[:16]}:m{c['missing']}", False, "bundle-gap")  # fmt: skip
-            self.outbox.append([(gap.device, gap.seq, gap.encode())])
+            gap = f"b:{rep.bundle_id[:16]}:m{c['missing']}"
+            self.outbox.append_own(self.id, now, self.id, "none", gap, False, "bundle-gap")
 
     # -- delivery to locks -------------------------------------------------------
 
@@ -207,10 +202,8 @@ class BioService:
             self._inflight[lock] = -RESEND_S  # send the next ones at once
 
     def _alarm(self, lock: str, digest: bytes, result: str) -> None:
-        seq = self.outbox.next_seq(self.id)
-        rec = PassRecord(self.id, seq, int(self.clock()), lock, "none", "e:" + digest.hex()[:32], False,
-                         ("entry-" + result)[:24])  # fmt: skip
-        self.outbox.append([(rec.device, rec.seq, rec.encode())])
+        self.outbox.append_own(self.id, int(self.clock()), lock, "none", "e:" + digest.hex()[:32], False,
+                               ("entry-" + result)[:24])  # fmt: skip
 
     def report(self) -> dict[str, Any]:
         st = self.store.state

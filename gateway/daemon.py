@@ -11,6 +11,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -96,9 +97,8 @@ class Gateway:
         self.outbox = Outbox(cfg.state_dir / "outbox")
         if self.state_damaged:
             log.error("gateway state: every copy of state.json is damaged; starting from empty state")
-            rec = record.PassRecord(cfg.id, self.outbox.next_seq(cfg.id), int(clock()), cfg.id, "none",
-                                    f"copies-{self.state_damaged}", False, "state-damaged")  # fmt: skip
-            self.outbox.append([(rec.device, rec.seq, rec.encode())])
+            lost = f"copies-{self.state_damaged}"
+            self.outbox.append_own(cfg.id, int(clock()), cfg.id, "none", lost, False, "state-damaged")
         self.control: ControlServer | None = None
         self.started_at = time.time()
         self.committer = GroupCommitter(self.outbox)
@@ -426,9 +426,9 @@ class Gateway:
     def _site_alarm(self, count: int) -> None:
         """Durable: wrong codes across the site above the configured rate."""
         now = int(self.clock())
-        rec = record.PassRecord(self.cfg.id, self.outbox.next_seq(self.cfg.id), now, self.cfg.id, "none",
-                                f"n{count}/h", False, "site-brute-force")  # fmt: skip
-        self.outbox.append([(rec.device, rec.seq, rec.encode())])
+        self.outbox.append_own(
+            self.cfg.id, now, self.cfg.id, "none", f"n{count}/h", False, "site-brute-force"
+        )
         log.warning("site alarm: %d wrong codes across the site in the last hour", count)
         self._upload_due = True
 
@@ -633,7 +633,7 @@ class SiteRate:
         self.limit = limit
         self.alarm = alarm
         self.window = window
-        self.times: list[float] = []
+        self.times: deque[float] = deque()
         self.raised = False
 
     def count(self, items: list[object], now: float | None = None) -> None:
@@ -641,7 +641,7 @@ class SiteRate:
         self.times.extend([t] * len(items))
         cut = t - self.window
         while self.times and self.times[0] < cut:
-            self.times.pop(0)
+            self.times.popleft()
         n = len(self.times)
         if n > self.limit and not self.raised:
             self.raised = True

@@ -126,10 +126,9 @@ class Gate:
     # -- decisions -------------------------------------------------------------
 
     def _record(self, kind: str, ref: str, granted: bool, reason: str) -> PassRecord:
-        seq = self.outbox.next_seq(self.id)
-        now = self.clock()
-        rec = PassRecord(self.id, seq, int(now), self.id, kind, ref, granted, reason)
-        self.outbox.append([(rec.device, rec.seq, rec.encode())])  # fsync before the strike moves
+        rec = self.outbox.append_own(
+            self.id, int(self.clock()), self.id, kind, ref, granted, reason
+        )  # fsync first
         self.on_record(rec)
         return rec
 

@@ -56,6 +56,7 @@ from gateway import logframe
 from gateway.seqset import SeqSet
 from gateway.statelock import StateLock
 from gateway.store import atomic_write
+from protocol.record import PassRecord
 
 log = logging.getLogger("lockedge.outbox")
 
@@ -373,6 +374,16 @@ class Outbox:
         with self._lock:
             s = self.marks.get(device)
             return (s.high if s is not None else 0) + 1
+
+    def append_own(
+        self, device: str, time: int, door: str, kind: str, ref: str, granted: bool, reason: str
+    ) -> PassRecord:
+        """A record made in this process (the gate's decisions, the gateway's
+        alarms and audits): numbered, built and made durable in one step."""
+        with self._lock:
+            rec = PassRecord(device, self.next_seq(device), time, door, kind, ref, granted, reason)
+            self.append([(rec.device, rec.seq, rec.encode())])
+            return rec
 
     def append(self, items: list[tuple[str, int, bytes]], now: float | None = None) -> list[bool]:
         """Durably append records (one fsync for the batch). Returns, per item,
