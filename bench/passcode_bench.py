@@ -24,6 +24,7 @@ from protocol import keys  # noqa: E402
 from protocol.lockout import Throttle  # noqa: E402
 from protocol.verifier import CodeVerifier  # noqa: E402
 from tests.conftest import run_micropython  # noqa: E402
+from tests.throttle_attack import guesses_per_day  # noqa: E402
 
 KEY = keys.derive(bytes(32), keys.CODE, "lock-1")
 NOW = 1_795_000_000
@@ -114,23 +115,6 @@ def _issuance_cost(n: int) -> tuple[float, float, int, int]:
     return out[0], out[1], skipped, n
 
 
-def _attacker_guesses_per_day(th: Throttle, days: int) -> float:
-    """An attacker at one keypad who guesses the moment it is free: drive
-    the real throttle second by second (its state, not its formula)."""
-    t = 0
-    n = 0
-    end = days * 86400
-    while t < end:
-        wait = th.remaining(t)
-        if wait:
-            t += wait
-            continue
-        th.failure(t)
-        n += 1
-        t += 1
-    return n / days
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -175,7 +159,7 @@ def main() -> int:
         f"{skipped} serials skipped in {n_issued} issuances"
     )
     th = Throttle()
-    per_day = _attacker_guesses_per_day(Throttle(), days=30)
+    per_day = guesses_per_day(Throttle(), days=30)
     print(
         f"default lockout: {th.threshold} strikes, back-off {th.base}s doubling to {th.cap}s; an attacker "
         f"guessing whenever the keypad is free, simulated on the real Throttle for 30 days: "

@@ -12,6 +12,7 @@ from protocol import keys
 from protocol import passcode as pc
 from protocol.lockout import Throttle
 from protocol.verifier import CodeVerifier, Decision
+from tests.throttle_attack import guesses_per_day
 
 ROOT = bytes(range(32))
 K1 = keys.derive(ROOT, keys.CODE, "lock-1")
@@ -156,22 +157,8 @@ def test_random_keypad_entries_are_accepted_at_the_stated_rate() -> None:
     # and the figure in docs/passcodes.md, with the default lockout: the real
     # Throttle against an attacker who guesses the moment the keypad is free
     # (was: the docs' arithmetic recomputed from the throttle's constants).
-    per_day = _attacker_on_the_real_throttle(days=20)
+    per_day = guesses_per_day(Throttle(), days=20)
     assert 95 <= per_day <= 97, per_day  # 5 strikes, then one per 15 min
     years = (1 / 1e-5) / per_day / 365
     assert years > 1, years
     assert math.isclose(years, 2.85, rel_tol=0.02)
-
-
-def _attacker_on_the_real_throttle(days: int) -> float:
-    th = Throttle()
-    t = n = 0
-    while t < days * 86400:
-        wait = th.remaining(t)
-        if wait:
-            t += wait
-            continue
-        th.failure(t)  # a wrong guess
-        n += 1
-        t += 1
-    return n / days
