@@ -46,9 +46,6 @@ class SeqSet:
         """The largest member, 0 when empty."""
         return self._hi[-1] if self._hi else 0
 
-    def intervals(self) -> int:
-        return len(self._lo)
-
     def add(self, seq: int) -> bool:
         """Add one sequence; False if it was already present."""
         hi = self._hi
