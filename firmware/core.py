@@ -8,6 +8,7 @@
 # (the gateway cannot forge one), unseen before (replay window, persisted),
 # and not past its deadline; every refusal is journaled with its reason.
 
+from firmware.clock import Clock
 from firmware.statefile import StateFile
 from protocol import envelope, keys, seal
 from protocol.errors import ProtocolError
@@ -53,6 +54,7 @@ class LockCore:
         self.entry_mark = [-1, -1]  # (bundle sequence, entry index) last applied
         self._codes_sig: tuple = (0, 0, 0, 0)
         self._throttle_boot = None  # saved throttle state not yet rebased on this boot's clock
+        self.clock = Clock()  # the wall clock's guard (high-water mark, gateway steps)
         self._core = StateFile(fs, "core")
         self._codes = StateFile(fs, "codes")
         self._load()
@@ -74,7 +76,7 @@ class LockCore:
         codes = self._codes.load(8)
         lost = 0
         first_boot = False
-        if not (isinstance(st, list) and ((len(st) == 7 and st[0] == 3) or (len(st) == 8 and st[0] == 4))):
+        if not (isinstance(st, list) and (len(st), st[0]) in ((7, 3), (8, 4), (9, 5))):
             # No core state although the journal has records: it was lost
             # (the first boot saves it), not a first boot.
             if st is not None or self._core.unreadable or self.journal.next_seq > 1:
@@ -85,7 +87,7 @@ class LockCore:
             # Missing is normal until a code is used; the core state says
             # whether one was (a lost copy of remembered one-time codes would
             # let them work again, so it must be reported).
-            written = st is not None and len(st) == 8 and st[7] > 0
+            written = st is not None and len(st) >= 8 and st[7] > 0
             if codes is not None or self._codes.unreadable or written or (lost and self.journal.next_seq > 1):
                 lost += 2
             codes = [[], [0, []]]
@@ -94,6 +96,10 @@ class LockCore:
         if st is None:
             if lost & 1:
                 self.up_seq = UP_SEQ_AFTER_LOSS + self.journal.next_seq * 1000
+                # The clock's high-water mark went with it: until the cloud
+                # answers, no reading is trusted (an RTC set back by the
+                # gateway could otherwise revive expired codes).
+                self.clock.distrust = True
         else:
             # The throttle is stored relative to the monotonic clock of the
             # boot that saved it; this boot's clock may start anywhere, so it
@@ -105,6 +111,8 @@ class LockCore:
             self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
             self.slots = dict((int(k), v) for k, v in st[5])
             self.entry_mark = st[6]
+            if len(st) == 9:
+                self.clock.load(st[8])
         self._codes_sig = self._sig()
         if st is None and first_boot:
             self._save(0)  # from now on a missing core file means a lost one
@@ -150,7 +158,7 @@ class LockCore:
         pending = self._throttle_boot
         throttle = pending if pending is not None else self.verifier.throttle.state(mono)
         state = [
-            4,
+            5,
             throttle,
             self.rx.state(),
             [list(x) for x in self.done],
@@ -158,6 +166,7 @@ class LockCore:
             slots,
             self.entry_mark,
             self._codes.gen,
+            self.clock.state(),
         ]
         self._core.save(state)
 

@@ -5,9 +5,11 @@
 # "online" retained, subscribe to this lock's topics; reconnect with
 # exponential back-off; upload the journal's oldest unacked records in
 # batches (a resend is a new envelope with the same record sequences);
-# dispatch commands, record acks, signed time, blacklist updates and sealed
+# dispatch commands, record acks, time, blacklist updates and sealed
 # bundle entries (answered with an "ent-ack" under the local key, so the
-# gateway can report per-lock delivery).
+# gateway can report per-lock delivery). Time from the gateway may only
+# nudge the clock; the lock asks the cloud for signed time when it needs
+# more (firmware/clock.py).
 # umqtt.simple calls the callback before it sends PUBACK, so the callback
 # only does work whose effects are durable before it returns.
 
@@ -42,7 +44,7 @@ class Link:
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
         if sender == self.gateway and typ in ("rec-ack", "time"):
             return self.k_local
-        if sender == "cloud" and typ == "bl":
+        if sender == "cloud" and typ in ("bl", "time"):
             return self.core.k_cmd
         return None
 
@@ -81,6 +83,8 @@ class Link:
                 leaf, data = self.core.outbox.pop(0)
                 c.publish(self._t(leaf), data, False, 1)  # type: ignore[union-attr]
             self._upload(mono)
+            if self.core.clock.want(mono):
+                self._ask_time(c, mono)
         except OSError:
             self.connected = False
             self.next_try = mono + self.backoff
@@ -95,6 +99,30 @@ class Link:
         data = envelope.seal_encoded(self.k_local, "rec", self.id, self.core.next_seq(), self.now or 0, body)
         self.client.publish(self._t("rec"), data, False, 1)  # type: ignore[union-attr]
         self.inflight = (seqs, mono)
+
+    def _ask_time(self, c, mono) -> None:  # type: ignore[no-untyped-def]
+        # End to end to the cloud (up key); the answer must echo this
+        # envelope's sequence, which is never reused.
+        seq = self.core.next_seq()
+        req = envelope.seal(self.core.k_up, "time-req", self.id, seq, self.now or 0, {})
+        c.publish(self._t("evt"), req, False, 1)
+        self.core.clock.asking(seq, mono)
+
+    def _time(self, env) -> None:  # type: ignore[no-untyped-def]
+        body = env.body
+        clock = self.core.clock
+        if env.sender == "cloud":
+            why = clock.from_cloud(body.get(1), body.get(2), self.mono)
+            step = why == "ok"
+        else:
+            why, step = clock.from_gateway(body.get(1), self.hal.time(), self.mono)
+        if why != "ok":
+            self.core.events.append({"event": "time-refused", "reason": why})
+            return
+        if step:  # the mark and the gateway's steps are durable before the clock moves
+            self.core.save(self.mono)
+            self.hal.set_time(body[1])
+        self.time_set += 1
 
     def _on_msg(self, topic, msg) -> None:  # type: ignore[no-untyped-def]
         leaf = topic.decode().rsplit("/", 1)[-1] if isinstance(topic, bytes) else topic.rsplit("/", 1)[-1]
@@ -113,8 +141,7 @@ class Link:
             self.core.journal.ack(env.body[1])
             self.inflight = None  # send the next batch at once
         elif env.type == "time" and isinstance(env.body, dict):
-            self.hal.set_time(env.body[1])
-            self.time_set += 1
+            self._time(env)
         elif env.type == "bl":
             try:
                 self.core.verifier.blacklist.apply(env.body, self.now or 0)

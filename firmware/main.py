@@ -39,7 +39,7 @@ class LockApp:
         self.journal = Journal(fs, device_id)
         # Damage recovery found on flash is journaled at once, so it reaches
         # the cloud even if no one uses the door for a while.
-        self.journal.flush_damage(hal.time() or 0, device_id)
+        self.journal.flush_damage(hal.time() or 0, device_id)  # a timestamp only: no decision rests on it
         self.core = LockCore(
             device_id, root_key, self.journal, hal, fs, open_s=open_s, held_open_s=held_open_s, fp=fp
         )
@@ -54,7 +54,7 @@ class LockApp:
 
     def step(self) -> None:
         mono = self.hal.mono()
-        now = self.hal.time()
+        now = self.core.clock.now(self.hal.time(), int(mono))  # None while unset or behind the mark
         key = self.hal.keypad_key()
         while key is not None:
             if key == "#":

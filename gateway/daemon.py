@@ -125,7 +125,7 @@ class Gateway:
             f"lockedge-gw-{cfg.id}",
             cfg.cloud,
             self.inbox,
-            [f"site/{s}/lock/+/cmd", f"site/{s}/lock/+/bl"]
+            [f"site/{s}/lock/+/cmd", f"site/{s}/lock/+/bl", f"site/{s}/lock/+/time"]
             + [f"site/{s}/gw/{cfg.id}/{leaf}" for leaf in ("rec-ack", "req", "bl", "auth")],
             will=(self._t_availability(), b"offline"),
             online=(self._t_availability(), b"online"),
@@ -332,6 +332,8 @@ class Gateway:
                 self._perform(self.relay.from_cloud(parts[3], item.payload, self.clock()))
             elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "bl":
                 self._lock_blacklist(parts[3], item.payload)
+            elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "time":
+                self._lock_time(parts[3], item.payload)
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "bl":
                 self._gate_blacklist(item.payload)
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "auth":
@@ -433,13 +435,14 @@ class Gateway:
         self._upload_due = True
 
     def send_time(self, lock: str) -> None:
-        """Signed time for a lock (its local key), with the gateway's monotonic
-        milliseconds so the lock can discard a delayed message."""
+        """The gateway's time for a lock (its local key). A lock takes it only
+        as a small forward step (firmware/clock.py); QoS 0, so the broker never
+        queues it for an offline lock to deliver stale."""
         body = {1: int(self.clock()), 2: int(time.monotonic() * 1000)}
         msg = envelope.seal(
             self.lock_keys[lock], "time", self.cfg.id, self._next_seq(), int(self.clock()), body, lock
         )
-        self.local.publish(f"lock/{lock}/time", msg)
+        self.local.publish(f"lock/{lock}/time", msg, qos=0)
 
     def _rec_ack(self, payload: bytes) -> None:
         env = self.cloud_rx.open(payload)
@@ -518,6 +521,17 @@ class Gateway:
             raise ProtocolError(errors.MALFORMED, "not a blacklist update for this lock")
         self.local.publish(f"lock/{lock}/bl", payload)
 
+    def _lock_time(self, lock: str, payload: bytes) -> None:
+        # The cloud's signed answer to a lock's time request (the lock's cmd
+        # key): relayed unchanged, at QoS 0 so a lock that went offline meanwhile
+        # never gets it late (it would refuse it as late anyway).
+        env = envelope.parse(payload)
+        if lock not in self.lock_keys:
+            raise ProtocolError(errors.UNKNOWN_SENDER, "time for a lock this gateway does not serve")
+        if env.type != "time" or env.sender != "cloud" or env.rcpt != lock:
+            raise ProtocolError(errors.MALFORMED, "not the cloud's time for this lock")
+        self.local.publish(f"lock/{lock}/time", payload, qos=0)
+
     def _gate_blacklist(self, payload: bytes) -> None:
         env = self.cloud_rx.open(payload)
         if env.type != "bl":
@@ -551,7 +565,10 @@ class Gateway:
         s = self.cfg.site
         for a in actions:
             if isinstance(a, ToLock):
-                self.local.publish(f"lock/{a.lock}/cmd", a.data)
+                # Expires at the command's deadline: a broker holding it for an
+                # offline lock drops it rather than deliver it late.
+                left = max(1, a.deadline - int(self.clock()))
+                self.local.publish(f"lock/{a.lock}/cmd", a.data, expiry=left)
             elif isinstance(a, ToCloud):
                 self.cloud.publish(f"site/{s}/lock/{a.lock}/ack", a.data)
             elif isinstance(a, Answer):

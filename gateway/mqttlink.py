@@ -164,13 +164,26 @@ class MqttLink:
             self.client.ack(item.mid, item.qos)
 
     def publish(
-        self, topic: str, payload: bytes, retain: bool = False, correlation: bytes | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        retain: bool = False,
+        correlation: bytes | None = None,
+        qos: int = 1,
+        expiry: int | None = None,
     ) -> mqtt.MQTTMessageInfo:
+        """expiry: seconds after which the broker must not deliver the message
+        (MQTT v5 Message Expiry Interval; a queued command past its deadline is
+        dropped by the broker, not delivered late). qos 0: never queued for an
+        offline client (time, which is worthless late)."""
         props = None
-        if correlation is not None and self.protocol == mqtt.MQTTv5:
+        if self.protocol == mqtt.MQTTv5 and (correlation is not None or expiry is not None):
             props = Properties(PacketTypes.PUBLISH)
-            props.CorrelationData = correlation
-        return self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
+            if correlation is not None:
+                props.CorrelationData = correlation
+            if expiry is not None:
+                props.MessageExpiryInterval = max(1, expiry)
+        return self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
 
     def stop(self, farewell: tuple[str, bytes] | None = None) -> None:
         if farewell and self.connected.is_set():

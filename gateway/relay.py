@@ -28,6 +28,7 @@ from protocol.errors import ProtocolError
 class ToLock:
     lock: str
     data: bytes
+    deadline: int = 0  # the command's own deadline (Unix seconds): its message expiry
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class CommandRelay:
                     continue
                 cmd.sent_at = now
                 st.inflight = cmd
-                out.append(ToLock(lock, cmd.data))
+                out.append(ToLock(lock, cmd.data, cmd.deadline))
         return out
 
     def from_lock(self, lock: str, data: bytes, now: float) -> list[Action]:

@@ -256,7 +256,8 @@ def test_logs_are_json_lines() -> None:
 def test_authorization_bursts_and_blacklists_from_the_cloud_are_checked_whole(site: Site) -> None:
     """An `auth` burst with one malformed operation changes nothing; a good
     one is cached (its repeat counted as a duplicate); a forged one is
-    refused; a lock blacklist addressed to another lock is not relayed; a
+    refused; a lock blacklist or cloud time addressed to another lock is
+    not relayed; a
     gate blacklist for a gateway that runs no gate is refused."""
     gw, cloud = site.gateway, site.cloud
     assert gw and cloud
@@ -275,6 +276,11 @@ def test_authorization_bursts_and_blacklists_from_the_cloud_are_checked_whole(si
     misdirected = envelope.seal(other, "bl", "cloud", 1, 0, {1: "full", 2: 1, 4: []}, "lock-0002")
     cloud.client.publish(f"site/{SITE}/lock/lock-0001/bl", misdirected, qos=1)
     wait_for(lambda: gw.stats.refused.get("malformed", 0) >= 1, what="the misdirected blacklist refused")
+    wrong_time = envelope.seal(other, "time", "cloud", 2, 0, {1: 100, 2: 1}, "lock-0002")
+    cloud.client.publish(f"site/{SITE}/lock/lock-0001/time", wrong_time, qos=1)
+    wait_for(lambda: gw.stats.refused.get("malformed", 0) >= 2, what="the misdirected time refused")
+    cloud.client.publish(f"site/{SITE}/lock/nobody/time", wrong_time, qos=1)
+    wait_for(lambda: gw.stats.refused.get("unknown-sender", 0) >= 1, what="time for no lock of ours")
     cloud.send_blacklist({1: "full", 2: 1, 4: []}, [], ["gw-1"])
     wait_for(lambda: gw.stats.refused.get("invalid-field", 0) >= 2, what="no gate to take a blacklist")
 

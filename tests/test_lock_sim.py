@@ -31,6 +31,8 @@ def rig(tmp_path: Path) -> Iterator[tuple[Site, SimLock]]:
     assert sim.app is not None
     app = sim.app
     wait_for(lambda: app.link.connected and app.link.time_set > 0, what="lock online with gateway time")
+    # The lock asked the cloud at boot; the answer came back through the gateway.
+    wait_for(lambda: app.core.clock.trusted, what="the cloud's signed time")
     yield s, sim
     sim.power_cut()
     s.close()
@@ -68,6 +70,32 @@ def test_remote_unlock_end_to_end_and_forgeries_refused(rig: tuple[Site, SimLock
     assert s.cloud.acks_for("r-old")[0][1].body[2] == "expired"  # type: ignore[index]
     wait_for(lambda: len(_cloud_records(s, sim.id)) >= 1, what="record")
     assert _cloud_records(s, sim.id)[0] == (1, True, "ok")
+
+
+def test_a_command_that_timed_out_never_runs_when_the_lock_comes_back(rig: tuple[Site, SimLock]) -> None:
+    """Issue 17 item 1, with real brokers: the lock goes offline, the gateway
+    publishes its time (it did at QoS 1, queued in the lock's session) and
+    relays a command the cloud is then told timed out. When the lock came
+    back, the old time set its clock back and the command ran 53 s late."""
+    s, sim = rig
+    assert s.cloud and s.gateway
+    sim.power_cut()
+    gw = s.gateway
+    wait_for(lambda: gw.availability.get(sim.id) == "offline", what="offline")
+    gw.send_time(sim.id)
+    s.cloud.send_command(sim.id, "r-late", int(time.time()) + 3)
+    wait_for(lambda: s.cloud is not None and bool(s.cloud.acks_for("r-late")), what="timeout answer")
+    assert s.cloud.acks_for("r-late")[0][1].body[2] == "timeout"  # type: ignore[index]
+    time.sleep(4)  # past the deadline
+    sim.boot()
+    app = sim.app
+    assert app is not None
+    wait_for(lambda: app.link.connected, what="back online")
+    time.sleep(3)
+    assert not sim.hal.strike_on and not any(on for _t, on in sim.hal.strike_log)
+    remote = [r for r in app.journal.pending(1000) if r.kind == "remote"]
+    assert all(not r.granted for r in remote)  # at most a "deadline" refusal, never a late unlock
+    assert [e.body[2] for _l, e in s.cloud.acks_for("r-late")] == ["timeout"]  # type: ignore[index]
 
 
 def test_1000_records_made_while_the_broker_is_down_all_arrive_once(rig: tuple[Site, SimLock]) -> None:

@@ -3,8 +3,8 @@ that exact reason (issue 21). The list is read from the docs and the code,
 so a reason added to either without a test fails here.
 
 Where the reasons are documented:
-- docs/protocol.md: the envelope's "Refusal reasons:" and the pass
-  record's reason vocabulary (field 8);
+- docs/protocol.md: the envelope's "Refusal reasons:", the pass
+  record's reason vocabulary (field 8) and the clock's "Time refusals:";
 - docs/bundle.md: the import's "Refusal reasons";
 - the code's own constants: protocol/errors.py, protocol/seal.py, and the
   relay's answers (gateway/relay.py).
@@ -54,6 +54,7 @@ def documented() -> dict[str, set[str]]:
     return {
         "envelope (docs/protocol.md)": set(TICKED.findall(_paragraph("protocol.md", "Refusal reasons:"))),
         "pass-record reasons (docs/protocol.md)": set(TICKED.findall(row)) - {"ok", "none"},  # none: a kind
+        "lock clock (docs/protocol.md)": set(TICKED.findall(_paragraph("protocol.md", "Time refusals:"))),
         "bundle import (docs/bundle.md)": set(
             TICKED.findall(_paragraph("bundle.md", "Refusal reasons, each"))
         ),

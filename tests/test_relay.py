@@ -24,7 +24,7 @@ def ack(lock: str, cmd_id: str, seq: int = 1) -> bytes:
 def test_round_trip_and_per_lock_ordering() -> None:
     r = CommandRelay({"L1"})
     a = r.from_cloud("L1", cmd("L1", "c1", NOW + 30), NOW)
-    assert a == [ToLock("L1", cmd("L1", "c1", NOW + 30))]
+    assert a == [ToLock("L1", cmd("L1", "c1", NOW + 30), NOW + 30)]
     assert r.from_cloud("L1", cmd("L1", "c2", NOW + 30, 2), NOW) == []  # queued behind c1
     out = r.from_lock("L1", ack("L1", "c1"), NOW + 1)
     assert out[0] == ToCloud("L1", ack("L1", "c1")) and isinstance(out[1], ToLock)

@@ -58,6 +58,7 @@ class CloudReceiver:
         self.acks: list[tuple[str, envelope.Envelope]] = []
         self.ack_times: dict[str, float] = {}  # command id -> perf_counter at arrival
         self.refused: list[str] = []
+        self.time_answers = 0
         self.statuses: dict[str, bytes] = {}
         self.events: list[tuple[str, object]] = []
         self.seq = 0
@@ -106,6 +107,9 @@ class CloudReceiver:
                         self.ack_times.setdefault(env.body[1], t)
             elif parts[-1] == "evt":
                 env = self.rx.open(bytes(msg.payload))
+                if env.type == "time-req" and env.sender in self.lock_roots:
+                    self.send_time(env.sender, env.seq)
+                    return
                 with self.lock:
                     self.events.append((parts[3], env.body))
             elif parts[-1] in ("status", "availability"):
@@ -153,6 +157,16 @@ class CloudReceiver:
             self.lock_roots[lock], lock, cmd_id, deadline, self._lock_seq(), int(self.clock()), action
         )
         self.client.publish(f"site/{self.site}/lock/{lock}/cmd", wire, qos=1)
+
+    def send_time(self, lock: str, request_seq: int) -> None:
+        """Signed time for a lock that asked (its cmd key): echoes the
+        request's sequence, so the lock takes it only as that answer."""
+        k = keys.derive(self.lock_roots[lock], keys.CMD, lock)
+        now = int(self.clock())
+        wire = envelope.seal(k, "time", "cloud", self._lock_seq(), now, {1: now, 2: request_seq}, lock)
+        with self.lock:
+            self.time_answers += 1
+        self.client.publish(f"site/{self.site}/lock/{lock}/time", wire, qos=1)
 
     def send_blacklist(self, body: dict[int, Any], locks: list[str], gateways: list[str]) -> None:
         """A blacklist snapshot or delta to locks (end to end, each lock's
