@@ -73,10 +73,13 @@ bench: setup
 	$(PY) bench/matcher_bench.py
 	$(PY) bench/bundle_bench.py
 
-# The long fault campaigns (make test runs a quick share of each): every
-# damage kind at every byte offset of the outbox and the lock journal (on
-# CPython and MicroPython), and 300 kill -9 rounds of the outbox harness.
+# The long campaigns (make test runs a quick share of each): the codec and
+# parser properties at 20,000 cases each; every damage kind at every byte
+# offset of the outbox and the lock journal (on CPython and MicroPython);
+# 300 kill -9 rounds of the outbox harness.
 soak: setup
+	HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q tests/test_cbor_properties.py tests/test_passcode_properties.py \
+		tests/test_logframe.py tests/test_stick_input.py
 	LOCKEDGE_SOAK=1 $(PY) -m pytest -q tests/test_outbox.py tests/test_logframe.py tests/test_stick_input.py \
 		tests/shared/test_journal.py tests/test_on_micropython.py -k "journal or outbox or logframe or seqset or stick or fuzz or link"
 	$(PY) bench/outbox_soak.py --rounds 300

@@ -138,9 +138,9 @@ def main() -> int:
     ap.add_argument("--only-1n", action="store_true", help="skip accuracy and 1:1 speed")
     args = ap.parse_args()
     q = args.quick
-    fingers, imps = (24, 8) if q else (500, 8)
-    peer_fingers = 6 if q else 60
-    sizes = args.sizes if args.sizes is not None else (200, 500) if q else (1000, 10000, 50000)
+    fingers, imps = (16, 6) if q else (500, 8)
+    peer_fingers = 4 if q else 60
+    sizes = args.sizes if args.sizes is not None else (200,) if q else (1000, 10000, 50000)
 
     if not args.only_1n:
         accuracy_and_speed(q, fingers, imps, peer_fingers)
@@ -151,7 +151,7 @@ def main() -> int:
     for n in sizes:
         # Enough probes to resolve the 99.5 % hit-rate goal where the run
         # time allows (50,000 costs about a second a probe).
-        probes = args.probes or (50 if q else (1000 if n <= 10000 else 300))
+        probes = args.probes or (30 if q else (1000 if n <= 10000 else 300))
         r = identification(n, probes)
         hit, ident = r["hit"] * 100, r["ident"] * 100
         print(

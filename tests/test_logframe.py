@@ -1,5 +1,5 @@
 """The gateway's log frames and sequence sets: properties over any input.
-400 examples each (not the ci profile's 3,000): the damage at every byte
+400 examples each (not the ci profile's 1,000): the damage at every byte
 offset in test_outbox.py is exhaustive where these sample."""
 
 from __future__ import annotations
