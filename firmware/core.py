@@ -21,21 +21,37 @@ _REMEMBER = 32
 UP_SEQ_AFTER_LOSS = 1 << 40
 
 
+def _epochs(current, asked):  # type: ignore[no-untyped-def]
+    """A rekey's {purpose: epoch} merged onto the current epochs, or {} when
+    malformed: known purposes only, each epoch above the current one (a
+    replayed or reordered rekey can never bring an old key back)."""
+    if not isinstance(asked, dict) or not asked:
+        return {}
+    out = dict(current)
+    for p, n in asked.items():
+        if p not in keys.PURPOSES or not isinstance(n, int) or isinstance(n, bool):
+            return {}
+        if not (current.get(p, 0) < n <= keys.MAX_EPOCH):
+            return {}
+        out[p] = n
+    return out
+
+
 class LockCore:
     def __init__(  # type: ignore[no-untyped-def]
         self, device_id, root_key, journal, hal, fs, open_s=5, held_open_s=60, verifier=None, fp=None
     ):
         self.id = device_id
         self.fp = fp  # firmware.fpmodule.FingerprintModule, or None on a lock without one
-        self.k_cmd = keys.derive(root_key, keys.CMD, device_id)
-        self.k_up = keys.derive(root_key, keys.UPLINK, device_id)
-        self.k_seal = keys.derive(root_key, keys.SEAL, device_id)
+        self._root = root_key
+        self.epochs: dict = {}  # purpose -> key epoch, where not 0 (persisted; moved by a rekey)
+        self._derive()
         self.journal = journal
         self.hal = hal
         self.fs = fs
         self.open_s = open_s
         self.held_open_s = held_open_s
-        self.verifier = verifier or CodeVerifier(device_id, keys.derive(root_key, keys.CODE, device_id))
+        self.verifier = verifier or CodeVerifier(device_id, self.k_code)
         self.rx = envelope.Receiver(self._key_for, window=64, max_senders=2)
         self.done = []  # [(command id, status)], most recent last
         self.outbox = []  # (topic suffix, bytes) for the link
@@ -64,6 +80,14 @@ class LockCore:
             return self.k_cmd
         return None
 
+    def _derive(self) -> None:
+        e = self.epochs
+        self.k_cmd = keys.derive(self._root, keys.CMD, self.id, e.get(keys.CMD, 0))
+        self.k_up = keys.derive(self._root, keys.UPLINK, self.id, e.get(keys.UPLINK, 0))
+        self.k_local = keys.derive(self._root, keys.LOCAL, self.id, e.get(keys.LOCAL, 0))
+        self.k_code = keys.derive(self._root, keys.CODE, self.id, e.get(keys.CODE, 0))
+        self.k_seal = keys.derive(self._root, keys.SEAL, self.id, e.get(keys.SEAL, 0))
+
     # -- persistence -----------------------------------------------------------
 
     def _load(self) -> None:
@@ -76,7 +100,7 @@ class LockCore:
         codes = self._codes.load(8)
         lost = 0
         first_boot = False
-        if not (isinstance(st, list) and (len(st), st[0]) in ((7, 3), (8, 4), (9, 5))):
+        if not (isinstance(st, list) and (len(st), st[0]) in ((7, 3), (8, 4), (10, 5))):
             # No core state although the journal has records: it was lost
             # (the first boot saves it), not a first boot.
             if st is not None or self._core.unreadable or self.journal.next_seq > 1:
@@ -111,8 +135,12 @@ class LockCore:
             self.up_seq = st[4] + 1000  # reserve: acks sent after the last save stay below
             self.slots = dict((int(k), v) for k, v in st[5])
             self.entry_mark = st[6]
-            if len(st) == 9:
+            if len(st) == 10:
                 self.clock.load(st[8])
+                if st[9] != self.epochs:
+                    self.epochs = dict(st[9])
+                    self._derive()
+                    self.verifier.code_key = self.k_code
         self._codes_sig = self._sig()
         if st is None and first_boot:
             self._save(0)  # from now on a missing core file means a lost one
@@ -167,6 +195,7 @@ class LockCore:
             self.entry_mark,
             self._codes.gen,
             self.clock.state(),
+            self.epochs,
         ]
         self._core.save(state)
 
@@ -307,10 +336,12 @@ class LockCore:
         cmd_id: str = body[2] if isinstance(body.get(2), str) else ""
         for cid, status in self.done:
             if cid == cmd_id:  # repeated after an ack was lost: same answer, not executed again
-                self._ack(cmd_id, status, now)
+                self._ack(cmd_id, "done" if status == "ok" else status, now)
                 return status
         deadline = body.get(3)
-        if body.get(1) != "unlock" or not isinstance(deadline, int):
+        action = body.get(1)
+        epochs = _epochs(self.epochs, body.get(4)) if action == "rekey" else None
+        if action not in ("unlock", "rekey") or not isinstance(deadline, int) or epochs == {}:
             status = "bad-command"
         elif now is None:
             status = "clock-unset"
@@ -318,6 +349,8 @@ class LockCore:
             status = "deadline"  # never executed late
         else:
             status = "ok"
+        if action == "rekey" and status == "ok":
+            return self._rekey(cmd_id, epochs, now, mono)
         self._record(now, "remote", cmd_id[:40], status == "ok", status)
         self.done.append((cmd_id, status))
         self.done = self.done[-_REMEMBER:]
@@ -326,6 +359,22 @@ class LockCore:
             self._open(mono)
         self._ack(cmd_id, "done" if status == "ok" else status, now)
         return status
+
+    def _rekey(self, cmd_id, epochs, now, mono):  # type: ignore[no-untyped-def]
+        """The cloud moves key epochs: new keys derive from the root, so only
+        the cloud and this lock know them. Durable before any new key is used;
+        acked under the new up key (the ack proves the lock has them)."""
+        self.epochs = epochs
+        self._derive()
+        self.verifier.code_key = self.k_code
+        ref = ",".join("%s%d" % (p, epochs[p]) for p in keys.PURPOSES if p in epochs)
+        self._record(now, "none", ref[:40], False, "rekeyed")
+        self.done.append((cmd_id, "ok"))
+        self.done = self.done[-_REMEMBER:]
+        self._save(mono)
+        self.events.append({"event": "rekeyed", "epochs": ref})
+        self._ack(cmd_id, "done", now)
+        return "ok"
 
     def _ack(self, cmd_id, status, now) -> None:  # type: ignore[no-untyped-def]
         ack = envelope.seal(self.k_up, "ack", self.id, self.next_seq(), now or 0, {1: cmd_id, 2: status})

@@ -13,7 +13,7 @@
 # umqtt.simple calls the callback before it sends PUBACK, so the callback
 # only does work whose effects are durable before it returns.
 
-from protocol import envelope, keys
+from protocol import envelope
 from protocol.errors import ProtocolError
 
 BATCH = 50
@@ -22,7 +22,7 @@ MAX_BACKOFF_S = 60
 
 
 class Link:
-    def __init__(self, core, hal, gateway_id, server, port, password, root_key):  # type: ignore[no-untyped-def]
+    def __init__(self, core, hal, gateway_id, server, port, password):  # type: ignore[no-untyped-def]
         self.core = core
         self.hal = hal
         self.id = core.id
@@ -30,7 +30,6 @@ class Link:
         self.server = server
         self.port = port
         self.password = password
-        self.k_local = keys.derive(root_key, keys.LOCAL, self.id)
         self.rx = envelope.Receiver(self._key_for, window=64, max_senders=2)
         self.client = None
         self.connected = False
@@ -43,7 +42,7 @@ class Link:
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
         if sender == self.gateway and typ in ("rec-ack", "time"):
-            return self.k_local
+            return self.core.k_local  # the core's: a rekey changes it
         if sender == "cloud" and typ in ("bl", "time"):
             return self.core.k_cmd
         return None
@@ -96,7 +95,8 @@ class Link:
         if not seqs:
             self.inflight = None
             return
-        data = envelope.seal_encoded(self.k_local, "rec", self.id, self.core.next_seq(), self.now or 0, body)
+        k = self.core.k_local
+        data = envelope.seal_encoded(k, "rec", self.id, self.core.next_seq(), self.now or 0, body)
         self.client.publish(self._t("rec"), data, False, 1)  # type: ignore[union-attr]
         self.inflight = (seqs, mono)
 
@@ -162,6 +162,6 @@ class Link:
         if e is not None:
             body[3] = e.bundle
             body[4] = e.idx
-        ack = envelope.seal(self.k_local, "ent-ack", self.id, self.core.next_seq(), self.now or 0, body)
+        ack = envelope.seal(self.core.k_local, "ent-ack", self.id, self.core.next_seq(), self.now or 0, body)
         self.core.outbox.append(("ent-ack", ack))
         self.core.events.append({"event": "entry", "result": result})

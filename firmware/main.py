@@ -43,7 +43,7 @@ class LockApp:
         self.core = LockCore(
             device_id, root_key, self.journal, hal, fs, open_s=open_s, held_open_s=held_open_s, fp=fp
         )
-        self.link = Link(self.core, hal, gateway_id, server, port, password, root_key)
+        self.link = Link(self.core, hal, gateway_id, server, port, password)
         self.digits = ""
         self.entry_started = 0
         self.door_was_open = False

@@ -5,7 +5,13 @@
 # the root key itself: each use has its own key
 #
 #   key = HKDF-SHA256(ikm=root, salt="lockedge/v1",
-#                     info="lockedge/v1/" + purpose + "/" + device_id, L=32)
+#                     info="lockedge/v1/" + purpose + "/" + device_id [+ "/" + epoch], L=32)
+#
+# Each purpose has an epoch (0 at provisioning; the suffix only from 1 on, so
+# epoch-0 keys are what they always were). The cloud moves a device's
+# epochs with a rekey command (docs/protocol.md section 7): a stolen
+# gateway's copy of a lock's local key becomes worthless without re-rooting
+# the lock, and keys of untouched purposes (issued codes) keep working.
 #
 # so a key that leaks for one purpose (say the gateway's copy of a lock's
 # local-link key) gives nothing for another (remote unlock, pass codes).
@@ -31,6 +37,7 @@ CODE = "code"
 SEAL = "seal"
 
 PURPOSES = (CMD, UPLINK, LOCAL, CODE, SEAL)
+MAX_EPOCH = 65535
 
 ROOT_KEY_LEN = 32
 MAX_ID_LEN = 64
@@ -45,12 +52,16 @@ def check_device_id(device_id: object) -> str:
     return device_id
 
 
-def derive(root: bytes, purpose: str, device_id: str) -> bytes:
+def derive(root: bytes, purpose: str, device_id: str, epoch: int = 0) -> bytes:
     if not isinstance(root, (bytes, bytearray)) or len(root) != ROOT_KEY_LEN:
         # Never echo key bytes; the length is not secret.
         raise ProtocolError(BAD_KEY, "root key must be %d bytes" % ROOT_KEY_LEN)
     if purpose not in PURPOSES:
         raise ProtocolError(BAD_KEY, "unknown key purpose %r" % purpose)
     check_device_id(device_id)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not (0 <= epoch <= MAX_EPOCH):
+        raise ProtocolError(BAD_KEY, "key epoch must be 0..%d" % MAX_EPOCH)
     info = b"lockedge/v1/" + purpose.encode() + b"/" + device_id.encode()
+    if epoch:
+        info += b"/" + str(epoch).encode()
     return hkdf(bytes(root), SALT, info, 32)

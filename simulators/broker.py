@@ -160,10 +160,12 @@ class Mosquitto:
         self.close()
 
 
-def local_mosquitto(workdir: Path, users: dict[str, str], gateway_user: str = "gateway") -> Mosquitto:
+def local_mosquitto(
+    workdir: Path, users: dict[str, str], gateway_user: str = "gateway", port: int | None = None
+) -> Mosquitto:
     """A site's local broker as shipped: per-lock passwords, the shipped ACL
     and the shipped template's hardening (client id bound to the username)."""
     from gateway.localbroker import acl_text, security_lines
 
     acl = acl_text(gateway_user)
-    return Mosquitto("local", workdir=workdir, users=users, acl=acl, extra=security_lines())
+    return Mosquitto("local", port=port, workdir=workdir, users=users, acl=acl, extra=security_lines())

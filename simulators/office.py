@@ -55,11 +55,14 @@ def _norm(name: str) -> str:
 
 
 class Office:
-    def __init__(self, folder: Path, site: str, lock_roots: dict[str, bytes] | None = None) -> None:
+    def __init__(self, folder: Path, site: str, seal_keys: dict[str, bytes] | None = None) -> None:
+        """seal_keys: {lock id: that lock's seal key} from the cloud. The
+        office holds nothing else of a lock's (no root: it could derive the
+        cmd and code keys and forge unlocks or mint codes for every door)."""
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.site = site
-        self.lock_roots = lock_roots or {}
+        self.seal_keys = dict(seal_keys or {})
         kf = folder / "office.key"
         if not kf.exists():
             raw = ed25519.Ed25519PrivateKey.generate().private_bytes(
@@ -179,8 +182,8 @@ class Office:
                 continue  # enrolled then deleted before this export: the deletion follows
             ops.append(bundle.Operation(p["op"], pid, [(int(f), t) for f, t in tpls]))
             lock = self.db["tenants"].get(tenant, {}).get("lock")
-            if lock and lock in self.lock_roots:
-                key = lockentry.seal_key(self.lock_roots[lock], lock)
+            if lock and lock in self.seal_keys:
+                key = self.seal_keys[lock]
                 entries = per_lock.setdefault(lock, [])
                 chunks = [tpls[i : i + 4] for i in range(0, len(tpls), 4)] or [[]]
                 for k, chunk in enumerate(chunks):

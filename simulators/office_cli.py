@@ -10,14 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+from gateway.config import read_secret
 from simulators.office import Office, OfficeError, Tenant
 
 
 def _office(args: argparse.Namespace) -> Office:
-    roots = {}
-    if args.lock_roots:
-        roots = {k: bytes.fromhex(v) for k, v in json.loads(Path(args.lock_roots).read_text()).items()}
-    return Office(args.folder, args.site, roots)
+    seal_keys = {}
+    if args.seal_keys:
+        seal_keys = {k: bytes.fromhex(v) for k, v in json.loads(read_secret(Path(args.seal_keys))).items()}
+    return Office(args.folder, args.site, seal_keys)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     off = sub.add_parser("office", help="the management office (enrolment, bundle export)")
     off.add_argument("--folder", type=Path, required=True, help="the office store")
     off.add_argument("--site", default="site-7")
-    off.add_argument("--lock-roots", help="JSON {lock id: hex root key} for sealing lock entries")
+    off.add_argument(
+        "--seal-keys", help="JSON {lock id: hex seal key} from the cloud (0600), for sealing lock entries"
+    )
     v = off.add_subparsers(dest="office_verb", required=True)
     t = v.add_parser("tenant", help="add a tenant account")
     for a in ("--id", "--name", "--document", "--lock"):

@@ -119,7 +119,10 @@ class SiteRunner:
         self.cloud: CloudReceiver | None = None
         self.locks: dict[str, SimLock] = {}
         self.violations: list[str] = []
-        self.office = Office(workdir / "office", SITE, dict(self.roots))
+        # The office gets each lock's seal key from the cloud, nothing more.
+        self.office = Office(
+            workdir / "office", SITE, {lid: keys.derive(r, keys.SEAL, lid) for lid, r in self.roots.items()}
+        )
         self.usb = SimBackend()
         self.gateway_bundle_key = bundle.RecipientKey.new()
         self.issuer = CodeIssuer(self._code_key)

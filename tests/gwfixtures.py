@@ -46,6 +46,7 @@ class Site:
     cloud_settings: str = ""  # extra [cloud] lines (TLS); replaces the port when it sets one
     extra_config: str = ""  # more TOML sections (e.g. [gate])
     usb: Any = None  # a simulators.usbstick.SimBackend for [biometrics]
+    local_epochs: dict[str, int] = field(default_factory=dict)  # the cloud's local-key epoch per lock
 
     def __post_init__(self) -> None:
         for i in range(self.n_locks):
@@ -57,7 +58,10 @@ class Site:
     def config_file(self) -> Path:
         """Write gateway.toml and its secret files; return the config path."""
         assert self.cloud_broker and self.local_broker
-        local_keys = {lid: keys.derive(r, keys.LOCAL, lid) for lid, r in self.lock_roots.items()}
+        local_keys = {
+            lid: keys.derive(r, keys.LOCAL, lid, self.local_epochs.get(lid, 0))
+            for lid, r in self.lock_roots.items()
+        }
         return write_gateway_config(
             self.dir, self.gw_root, local_keys, self.passwords["gateway"], self.cloud_broker.port,
             self.local_broker.port, self.cloud_settings, self.extra_config,

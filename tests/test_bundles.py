@@ -20,6 +20,8 @@ from gateway import biostore, bundle
 from gateway.biometrics import iso19794
 from gateway.biometrics.gallery import Gallery
 from gateway.usb_import import Importer, allowed, find_sticks, verify_receipt
+from protocol import keys
+from protocol import passcode as pc
 from simulators import fingerprints as fpg
 from simulators.fpemu import FingerprintEmulator, VirtualUART
 from simulators.locksim import _module_match
@@ -29,6 +31,7 @@ from simulators.usbstick import SimBackend, SimDevice
 SITE = "site-7"
 NOW = 1_795_000_000
 ROOTS = {"lock-1": bytes(range(32)), "lock-2": bytes(range(1, 33))}
+SEAL_KEYS = {lk: keys.derive(r, keys.SEAL, lk) for lk, r in ROOTS.items()}  # all the office holds
 TENANTS = [
     Tenant("t-1", "Ana Lima", "ID-1001", "lock-1"),
     Tenant("t-2", "Bo Chen", "ID-1002", "lock-1"),
@@ -44,7 +47,7 @@ def iso(finger: int, i: int) -> bytes:
 
 class Rig:
     def __init__(self, tmp: Path, kem: str = bundle.KEM_HYBRID) -> None:
-        self.office = Office(tmp / "office", SITE, ROOTS)
+        self.office = Office(tmp / "office", SITE, SEAL_KEYS)
         for t in TENANTS:
             self.office.add_tenant(t)
         self.key = bundle.RecipientKey.new(kem)
@@ -287,7 +290,7 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
             lid, s.lock_roots[lid], tmp_path / "flash", GW, s.local_broker.port, s.passwords[lid]
         ).boot()
         wait_for(lambda: sim.app is not None and sim.app.link.connected, what="lock online")
-        office.lock_roots[lid] = s.lock_roots[lid]
+        office.seal_keys[lid] = keys.derive(s.lock_roots[lid], keys.SEAL, lid)
         office.site = GSITE
         office.add_tenant(Tenant("t-9", "Di Park", "ID-9", lid))
         now = int(_t.time())
@@ -406,7 +409,7 @@ def test_the_gateway_retries_an_entry_until_a_final_answer_and_alarms_durably(tm
 
     key = bundle.RecipientKey.new()
     write_secret(tmp_path / "bundle.key", key.secret)
-    office = Office(tmp_path / "office", SITE, ROOTS)
+    office = Office(tmp_path / "office", SITE, SEAL_KEYS)
     office.add_tenant(TENANTS[0])
     office.enrol("t-1", "ID-1001", "Ana Lima", [(1, iso(0, 0))], "door access", "unit door", NOW)
     stick = tmp_path / "stick"
@@ -499,3 +502,31 @@ def test_a_missed_stick_costs_nothing_and_the_gap_is_reported(rig: Rig, tmp_path
     assert results["bundle-000002.lkb"] == "rollback" and len(rig.gallery) == 3
     with pytest.raises(OfficeError):
         rig.office.export(rig.stick, rig.key.public_blob(), NOW + 40)  # everything confirmed: nothing to send
+
+
+def test_the_office_holds_only_seal_keys_and_cannot_forge_an_unlock_or_a_code(tmp_path: Path) -> None:
+    """Issue 17 item 5: the office got full lock roots, from which the cmd
+    and code keys derive. Now it is given each lock's seal key and nothing
+    else: nothing it holds opens a door through a command or a code."""
+    from protocol import envelope
+    from protocol.verifier import CodeVerifier
+
+    office = Office(tmp_path / "office", SITE, SEAL_KEYS)
+    held = set(office.seal_keys.values())
+    for lk, root in ROOTS.items():
+        for purpose in (keys.CMD, keys.UPLINK, keys.LOCAL, keys.CODE):
+            assert keys.derive(root, purpose, lk) not in held
+    core, _emu, _fp = _lock(tmp_path, "lock-1")
+    for i, k in enumerate(held):
+        forged = envelope.seal(k, "cmd", "cloud", 100 + i, 0, {1: "unlock", 2: f"f{i}", 3: 2**40}, "lock-1")
+        assert core.command(forged, 1_800_000_000, 10 + i) == "bad-tag"
+    issued = pc.make_keypad(
+        office.seal_keys["lock-1"], "lock-1", pc.find_profile(pc.WINDOW, pc.DEVICE, pc.HOUR, 5), 500000, 0, 1
+    )
+    d = CodeVerifier("lock-1", keys.derive(ROOTS["lock-1"], keys.CODE, "lock-1")).keypad(
+        issued.digits, 500000 * 3600 + 60, 0
+    )
+    assert (d.granted, d.reason) == (False, "wrong-code")
+    for f in (tmp_path / "office").rglob("*"):
+        data = f.read_bytes()
+        assert not any(r in data for r in ROOTS.values()), f

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol import keys
 from tests.gwfixtures import GW, Site, gateway_process, open_site, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ def test_import_while_the_daemon_runs_is_done_by_the_daemon(tmp_path: Path) -> N
         from tests.gwfixtures import SITE as GSITE
 
         office.site = GSITE
-        office.lock_roots.update(s.lock_roots)
+        office.seal_keys.update({lk: keys.derive(r, keys.SEAL, lk) for lk, r in s.lock_roots.items()})
         lid = next(iter(s.lock_roots))
         office.add_tenant(Tenant("t-1", "Ana Lima", "ID-1", lid))
         now = int(time.time())

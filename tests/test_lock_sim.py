@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.issuer import CodeIssuer
-from protocol import keys
+from protocol import envelope, keys
 from protocol import passcode as pc
 from simulators.locksim import SimLock
 from tests.gwfixtures import GW, Site, open_site, wait_for
@@ -183,3 +183,149 @@ def test_sealed_entry_over_the_local_link_enrols_a_finger_that_opens(rig: tuple[
     wait_for(lambda: len(_cloud_records(s, sim.id)) == 2, what="finger records")
     assert _cloud_records(s, sim.id) == [(1, True, "ok"), (2, False, "no-match")]
     assert s.cloud.received[(sim.id, 1)].ref == "p-31"
+
+
+def _publish_as(s: Site, user: str, password: str, topic: str, payload: bytes) -> int:
+    """Connect to the local broker as `user` and publish once; the CONNACK code."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    assert s.local_broker
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user)
+    c.username_pw_set(user, password)
+    try:
+        rc = c.connect("127.0.0.1", s.local_broker.port)
+    except Exception:
+        return -1
+    c.loop_start()
+    try:
+        deadline = time.monotonic() + 5
+        while not c.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not c.is_connected():
+            return -1
+        c.publish(topic, payload, qos=1).wait_for_publish(5)
+        return int(rc)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_a_stolen_gateway_is_replaced_and_its_copy_of_the_local_key_retired(
+    rig: tuple[Site, SimLock],
+) -> None:
+    """Issue 17 item 5, recovery from a stolen gateway (docs/protocol.md
+    section 7): a new gateway with a new root, given by the cloud the lock's
+    next-epoch local key; the cloud's rekey (end to end, the lock's cmd key)
+    moves the lock to it. The stolen copy of the old local key is refused by
+    the lock, records made before and after reach the cloud once, and an
+    issued code keeps working (the code key was not touched)."""
+    import secrets
+
+    s, sim = rig
+    assert s.cloud and sim.app
+    app = sim.app
+    now = int(time.time())
+    code = CodeIssuer(lambda t: keys.derive(s.lock_roots[t], keys.CODE, t)).issue(
+        sim.id, pc.WINDOW, now, now + 3600, now
+    )
+    stolen_local = keys.derive(s.lock_roots[sim.id], keys.LOCAL, sim.id)
+    sim.hal.press_exit()  # a record made before the theft
+    wait_for(lambda: len(_cloud_records(s, sim.id)) == 1, what="first record")
+    s.stop_gateway()
+    s.gw_root = secrets.token_bytes(32)
+    s.cloud.replace_gateway(GW, s.gw_root)
+    s.local_epochs[sim.id] = 1
+    s.start_gateway()
+    sim.hal.press_exit()  # made while the lock still speaks the old key: refused, kept, sent again later
+    s.cloud.send_rekey(sim.id, "rk-1", int(time.time()) + 60, {keys.LOCAL: 1})
+    wait_for(lambda: s.cloud is not None and bool(s.cloud.acks_for("rk-1")), what="rekey ack")
+    assert s.cloud.acks_for("rk-1")[0][1].body == {1: "rk-1", 2: "done"}
+    assert app.core.epochs == {keys.LOCAL: 1}
+    wait_for(lambda: len(_cloud_records(s, sim.id)) == 3, timeout=30, what="records through the new gateway")
+    recs = _cloud_records(s, sim.id)
+    assert [r[0] for r in recs] == [1, 2, 3] and recs[2] == (3, False, "rekeyed")
+    # Whoever holds the stolen copy (here with broker access) gets nothing from the lock.
+    fake = envelope.seal(stolen_local, "time", GW, 10**15, 0, {1: int(time.time()) + 50, 2: 0}, sim.id)
+    assert _publish_as(s, "gateway", s.passwords["gateway"], f"lock/{sim.id}/time", fake) == 0
+    wait_for(
+        lambda: (
+            s.cloud is not None
+            and any(
+                b.get("event") == "refused" and b.get("reason") == "bad-tag"
+                for _l, b in s.cloud.events
+                if isinstance(b, dict)
+            )
+        ),
+        what="the stolen key refused by the lock",
+    )
+    assert code.keypad
+    sim.type_code(code.keypad)
+    wait_for(lambda: sim.hal.strike_on, what="the issued code still opens")
+
+
+def test_a_stolen_lock_is_retired_and_its_keys_open_nothing(tmp_path: Path) -> None:
+    """Issue 17 item 5, recovery from a stolen lock (docs/protocol.md section
+    7): its root is in the thief's hands, so its identity is retired. The
+    gateway drops its local key and its broker login; the replacement gets a
+    new root. The thief's login is refused by the broker, its records (even
+    over another login) by the gateway, and its code key mints nothing that
+    opens the replacement; the other lock is untouched."""
+    import secrets
+
+    from simulators.broker import local_mosquitto
+
+    (tmp_path / "site").mkdir()
+    s = open_site(tmp_path / "site", n_locks=2)
+    try:
+        assert s.gateway and s.cloud and s.local_broker
+        stolen = "lock-0001"
+        thief_root, thief_pw = s.lock_roots[stolen], s.passwords[stolen]
+        # Recovery: a new root and password for the door's replacement, the
+        # gateway and the broker told, the gateway restarted on its new config.
+        s.lock_roots[stolen] = secrets.token_bytes(32)
+        s.passwords[stolen] = secrets.token_hex(12)
+        s.cloud.lock_roots[stolen] = s.lock_roots[stolen]
+        for lk in s.locks.values():
+            lk.stop()
+        s.locks.clear()
+        s.stop_gateway()
+        port = s.local_broker.port
+        s.local_broker.close()
+        s.local_broker = local_mosquitto(tmp_path / "site" / "local-broker-2", s.passwords, port=port).start()
+        s.start_gateway()
+        s.start_locks()
+        gw = s.gateway
+        assert gw is not None
+        # The thief's login: refused by the broker.
+        assert _publish_as(s, stolen, thief_pw, f"lock/{stolen}/evt", b"x") != 0
+        # Its records, had it another way onto the local network: refused by
+        # the gateway (bad tag under the new key). Handed to the gateway's own
+        # inbox: a second client with the gateway's login would take over the
+        # gateway's session (the broker binds client ids to usernames).
+        from gateway.mqttlink import Inbound
+        from protocol import record
+
+        rec = record.PassRecord(stolen, 1, int(time.time()), stolen, "exit", "", True, "ok")
+        body = record.batch_body([rec])
+        batch = envelope.seal(keys.derive(thief_root, keys.LOCAL, stolen), "rec", stolen, 1, 0, body)
+        before = gw.stats.refused.get("bad-tag", 0)
+        gw.inbox.put(Inbound("local", f"lock/{stolen}/rec", batch))
+        wait_for(lambda: gw.stats.refused.get("bad-tag", 0) > before, what="the thief's batch refused")
+        assert not any(k[0] == stolen for k in s.cloud.received)  # nothing of the thief's reached the cloud
+        # A code minted with the thief's code key opens nothing at the replacement.
+        from protocol.verifier import CodeVerifier
+
+        now = int(time.time())
+        minted = CodeIssuer(lambda t: keys.derive(thief_root, keys.CODE, t)).issue(
+            stolen, pc.WINDOW, now, now + 3600, now
+        )
+        assert minted.keypad
+        replacement = CodeVerifier(stolen, keys.derive(s.lock_roots[stolen], keys.CODE, stolen))
+        assert replacement.keypad(minted.keypad, now + 60, 0).reason == "wrong-code"
+        # The other lock is untouched: its records still flow.
+        s.locks["lock-0000"].produce(3)
+        cloud = s.cloud
+        wait_for(lambda: sum(1 for k in cloud.received if k[0] == "lock-0000") >= 3, what="the other lock")
+    finally:
+        s.close()

@@ -24,11 +24,16 @@ from simulators.cloud.backend import CloudBackend
 
 
 def seal_command(lock_root: bytes, lock: str, cmd_id: str, deadline: int, seq: int, ts: int,
-                 action: str = "unlock") -> bytes:  # fmt: skip
-    """A command as the cloud sends it: MACed with the lock's own cmd key, so
-    the lock checks it end to end and the gateway can only relay it."""
-    k = keys.derive(lock_root, keys.CMD, lock)
-    return envelope.seal(k, "cmd", "cloud", seq, ts, {1: action, 2: cmd_id, 3: deadline}, lock)
+                 action: str = "unlock", epoch: int = 0,
+                 rekey: dict[str, int] | None = None) -> bytes:  # fmt: skip
+    """A command as the cloud sends it: MACed with the lock's own cmd key (at
+    its current epoch), so the lock checks it end to end and the gateway can
+    only relay it. A rekey carries the new epochs in field 4."""
+    k = keys.derive(lock_root, keys.CMD, lock, epoch)
+    body: dict[int, Any] = {1: action, 2: cmd_id, 3: deadline}
+    if rekey is not None:
+        body[4] = rekey
+    return envelope.seal(k, "cmd", "cloud", seq, ts, body, lock)
 
 
 class CloudReceiver:
@@ -49,6 +54,9 @@ class CloudReceiver:
         self.gw_up = {g: keys.derive(r, keys.UPLINK, g) for g, r in gateways.items()}
         self.gw_cmd = {g: keys.derive(r, keys.CMD, g) for g, r in gateways.items()}
         self.lock_roots = lock_roots
+        self.epochs: dict[str, dict[str, int]] = {}  # lock -> purpose -> epoch, where not 0
+        self.pending_epochs: dict[str, dict[str, int]] = {}  # rekeys sent, not yet acked
+        self._probe: str | None = None
         self.rx = envelope.Receiver(self._key_for, window=1024)
         self.lock = threading.Lock()
         self.received: dict[tuple[str, int], record.PassRecord] = {}
@@ -74,8 +82,37 @@ class CloudReceiver:
     def _key_for(self, sender: str, typ: str) -> bytes | None:
         if sender in self.gw_up:
             return self.gw_up[sender]
-        root = self.lock_roots.get(sender)
-        return keys.derive(root, keys.UPLINK, sender) if root is not None else None
+        if sender not in self.lock_roots:
+            return None
+        if sender == self._probe:
+            return self.lock_key(sender, keys.UPLINK, self.pending_epochs[sender])
+        return self.lock_key(sender, keys.UPLINK)
+
+    def replace_gateway(self, gw: str, root: bytes) -> None:
+        """A replaced (say stolen) gateway: only the new root's keys count."""
+        self.gw_up[gw] = keys.derive(root, keys.UPLINK, gw)
+        self.gw_cmd[gw] = keys.derive(root, keys.CMD, gw)
+
+    def lock_key(self, lock: str, purpose: str, epochs: dict[str, int] | None = None) -> bytes:
+        e = self.epochs.get(lock, {}) if epochs is None else epochs
+        return keys.derive(self.lock_roots[lock], purpose, lock, e.get(purpose, 0))
+
+    def _open_from_lock(self, payload: bytes) -> envelope.Envelope:
+        """Open under the lock's current up key; after a rekey, a lock that
+        applied it speaks under the new one: adopt its epochs then."""
+        try:
+            return self.rx.open(payload)
+        except ProtocolError as e:
+            sender = envelope.parse(payload).sender
+            if e.reason != "bad-tag" or sender not in self.pending_epochs:
+                raise
+            self._probe = sender
+            try:
+                env = self.rx.open(payload)
+            finally:
+                self._probe = None
+            self.epochs[sender] = self.pending_epochs.pop(sender)
+            return env
 
     def start(self) -> CloudReceiver:
         # A persistent session, like a real cloud consumer: what the gateway
@@ -100,13 +137,13 @@ class CloudReceiver:
                 self._records(parts[3], bytes(msg.payload))
             elif parts[-1] == "ack":
                 t = time.perf_counter()
-                env = self.rx.open(bytes(msg.payload))
+                env = self._open_from_lock(bytes(msg.payload))
                 with self.lock:
                     self.acks.append((parts[3], env))
                     if isinstance(env.body, dict) and isinstance(env.body.get(1), str):
                         self.ack_times.setdefault(env.body[1], t)
             elif parts[-1] == "evt":
-                env = self.rx.open(bytes(msg.payload))
+                env = self._open_from_lock(bytes(msg.payload))
                 if env.type == "time-req" and env.sender in self.lock_roots:
                     self.send_time(env.sender, env.seq)
                     return
@@ -153,15 +190,28 @@ class CloudReceiver:
             return self.cmd_seq
 
     def send_command(self, lock: str, cmd_id: str, deadline: int, action: str = "unlock") -> None:
+        epoch = self.epochs.get(lock, {}).get(keys.CMD, 0)
         wire = seal_command(
-            self.lock_roots[lock], lock, cmd_id, deadline, self._lock_seq(), int(self.clock()), action
+            self.lock_roots[lock], lock, cmd_id, deadline, self._lock_seq(), int(self.clock()), action, epoch
         )
+        self.client.publish(f"site/{self.site}/lock/{lock}/cmd", wire, qos=1)
+
+    def send_rekey(self, lock: str, cmd_id: str, deadline: int, new: dict[str, int]) -> None:
+        """Move some of a lock's key epochs (a replaced gateway: `local`; a
+        suspected leak: any). Sent under the current cmd key; the cloud keeps
+        using the old keys until the lock's ack arrives under the new up key."""
+        cur = self.epochs.get(lock, {})
+        self.pending_epochs[lock] = {**cur, **new}
+        wire = seal_command(
+            self.lock_roots[lock], lock, cmd_id, deadline, self._lock_seq(), int(self.clock()), "rekey",
+            cur.get(keys.CMD, 0), new,
+        )  # fmt: skip
         self.client.publish(f"site/{self.site}/lock/{lock}/cmd", wire, qos=1)
 
     def send_time(self, lock: str, request_seq: int) -> None:
         """Signed time for a lock that asked (its cmd key): echoes the
         request's sequence, so the lock takes it only as that answer."""
-        k = keys.derive(self.lock_roots[lock], keys.CMD, lock)
+        k = self.lock_key(lock, keys.CMD)
         now = int(self.clock())
         wire = envelope.seal(k, "time", "cloud", self._lock_seq(), now, {1: now, 2: request_seq}, lock)
         with self.lock:
@@ -172,7 +222,7 @@ class CloudReceiver:
         """A blacklist snapshot or delta to locks (end to end, each lock's
         cmd key) and to gateways' own gates (the gateway's cmd key)."""
         for lock in locks:
-            k = keys.derive(self.lock_roots[lock], keys.CMD, lock)
+            k = self.lock_key(lock, keys.CMD)
             wire = envelope.seal(k, "bl", "cloud", self._lock_seq(), int(self.clock()), body, lock)
             self.client.publish(f"site/{self.site}/lock/{lock}/bl", wire, qos=1)
         for gw in gateways:
