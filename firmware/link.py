@@ -7,7 +7,8 @@
 # batches (a resend is a new envelope with the same record sequences);
 # dispatch commands, record acks, time, blacklist updates and sealed
 # bundle entries (answered with an "ent-ack" under the local key, so the
-# gateway can report per-lock delivery). Time from the gateway may only
+# gateway can report per-lock delivery, carrying the lock's delivery receipt
+# for the office). Time from the gateway may only
 # nudge the clock; the lock asks the cloud for signed time when it needs
 # more (firmware/clock.py).
 # umqtt.simple calls the callback before it sends PUBACK, so the callback
@@ -162,6 +163,7 @@ class Link:
         if e is not None:
             body[3] = e.bundle
             body[4] = e.idx
+            body[5] = self.core.receipt(e, result, self.now)  # for the office, via the gateway and the cloud
         ack = envelope.seal(self.core.k_local, "ent-ack", self.id, self.core.next_seq(), self.now or 0, body)
         self.core.outbox.append(("ent-ack", ack))
         self.core.events.append({"event": "entry", "result": result})

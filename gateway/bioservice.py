@@ -2,7 +2,8 @@
 allow-listed provisioning stick and import its bundles, deliver queued
 sealed entries to their locks over `lock/<id>/ent` until each lock answers
 `ent-ack`, and report: an audit pass record per bundle into the outbox,
-progress and delivery events for the cloud.
+progress and delivery events for the cloud, and each lock's delivery
+receipt (which only the office and the cloud can check) passed on to it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gateway import biostore, bundle, usb_import
 from gateway.biometrics.gallery import Gallery
 from gateway.config import BiometricsConfig, read_secret, write_secret
 from gateway.outbox import Outbox
-from protocol import envelope
+from protocol import envelope, seal
 from protocol.errors import ProtocolError
 
 log = logging.getLogger("lockedge.biometrics")
@@ -168,6 +169,11 @@ class BioService:
         body = env.body
         if env.type != "ent-ack" or env.sender != lock or not isinstance(body, dict):
             return
+        rc = body.get(5)
+        if isinstance(rc, bytes) and len(rc) <= seal.MAX_RECEIPT:
+            # The lock's delivery receipt, for the office by way of the cloud.
+            # MACed with a key this gateway does not hold: carried, not checked.
+            self.event({"event": "delivery-receipt", "lock": lock, "receipt": rc.hex()})
         result, digest = str(body.get(1))[:24], body.get(2)
         st = self.store.state.copy()
         q = st.pending.get(lock, [])

@@ -21,9 +21,14 @@
 #   7: person id (pseudonymous, 1..40 chars)   8: expires (Unix seconds)
 #   9: [[finger position 0..10, template bytes], ...]   (add, replace: 1..4
 #      templates; del-finger: positions with empty bytes; del-person: [])
+#
+# The lock answers every entry that opened with a delivery receipt (an
+# envelope of type "receipt", MACed with a key derived from the seal key):
+# the office and the cloud can check it, the gateway that carries it cannot
+# forge it. It is the office's proof that a deletion reached the door.
 
-from protocol import aes, cbor
-from protocol.crypto import ct_equal, hmac_parts
+from protocol import aes, cbor, envelope
+from protocol.crypto import ct_equal, hkdf, hmac_parts
 from protocol.errors import BAD_KEY, BAD_TAG, INVALID, MALFORMED, TOO_LARGE, VERSION, ProtocolError
 
 VERSION_BYTE = 0x80
@@ -37,6 +42,8 @@ OPS = ("add", "replace", "del-finger", "del-person")
 DELETIONS = ("del-finger", "del-person")
 EXPIRED = "expired"
 WRONG_LOCK = "wrong-lock"
+RECEIPT = "receipt"
+MAX_RECEIPT = 512
 
 
 class Entry:
@@ -159,3 +166,40 @@ def open_entry(seal_key: bytes, token: bytes, lock_id: str, now: "int | None") -
     if now is not None and now >= e.expires and e.op not in DELETIONS:
         raise ProtocolError(EXPIRED, "entry expired")
     return e
+
+
+def receipt_key(seal_key: bytes) -> bytes:
+    """The receipt MAC key: held by whoever holds the seal key (the lock, the
+    office, the cloud), never by the gateway; a key of its own, so a receipt
+    is never mistaken for anything sealed with the seal key itself."""
+    if not isinstance(seal_key, (bytes, bytearray)) or len(seal_key) != 32:
+        raise ProtocolError(BAD_KEY, "seal key must be 32 bytes")
+    return hkdf(bytes(seal_key), b"lockedge/v1", b"lockedge/v1/receipt", 32)
+
+
+def receipt(k_receipt: bytes, lock_id: str, seq: int, ts: int, e: Entry, result: str) -> bytes:
+    """The lock's delivery receipt for an entry that opened."""
+    body = {1: e.bundle, 2: e.seq, 3: e.idx, 4: e.op, 5: e.person, 6: result}
+    return envelope.seal(k_receipt, RECEIPT, lock_id, seq, ts, body)
+
+
+def open_receipt(seal_key: bytes, lock_id: str, data: object) -> dict:
+    """Check a delivery receipt from `lock_id` -> {"bundle", "seq", "idx",
+    "op", "person", "result"}; ProtocolError (bad-tag, malformed, ...) else."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_RECEIPT:
+        raise ProtocolError(MALFORMED, "receipt must be bytes of at most %d" % MAX_RECEIPT)
+    env = envelope.verify(envelope.parse(bytes(data)), receipt_key(seal_key))
+    b = env.body
+    if env.type != RECEIPT or env.sender != lock_id or not isinstance(b, dict):
+        raise ProtocolError(MALFORMED, "not a delivery receipt from this lock")
+    bid = b.get(1)
+    if not isinstance(bid, bytes) or len(bid) != 16 or b.get(4) not in OPS:
+        raise ProtocolError(INVALID, "receipt fields")
+    return {
+        "bundle": bid,
+        "seq": _int(b.get(2), 0, 2**63 - 1),
+        "idx": _int(b.get(3), 0, 100000),
+        "op": b[4],
+        "person": _text(b.get(5), 40),
+        "result": _text(b.get(6), 24),
+    }

@@ -83,6 +83,7 @@ class Day:
         self.flows: dict[str, int] = {}
         self.rtts: list[float] = []
         self.cmd_n = 0
+        self._receipts_seen = 0  # delivery receipts already handed to the office
         now = time.time()
         self.t0 = int(now - now % DAY + 7 * 3600 + (DAY if now % DAY >= 7 * 3600 else 0))  # next 07:00 UTC
         n = len(run.lock_ids)
@@ -227,6 +228,21 @@ class Day:
         ok = wait_for(_safe(lambda: any(stick.glob("*.receipt"))), 30)
         r.check(ok, f"{what}: the gateway imported the bundle and wrote its receipt")
         r.usb.remove(dev)
+        gw = r.gateway
+        if gw is not None and gw.bio is not None:  # the stick goes back to the office
+            r.office.read_receipts(stick, gw.bio.importer.signer.public_key())
+
+    def _office_proof(self, pid: str, lock: str) -> bool:
+        """The office, fed the delivery receipts the cloud received, shows the
+        person's deletion applied at the gate and at the lock."""
+        cloud = self.r.cloud
+        assert cloud is not None
+        with cloud.lock:
+            got = list(cloud.receipts[self._receipts_seen :])
+            self._receipts_seen += len(got)
+        self.r.office.apply_delivery(got)
+        rows = [x for x in self.r.office.status() if x["person"] == pid and x["op"] == "del-person"]
+        return {x["device"]: x["state"] for x in rows} == {"gate": "applied", lock: "applied"}
 
     def _delivered(self, locks: list[str]) -> Callable[[], bool]:
         assert self.r.gateway and self.r.gateway.bio
@@ -424,6 +440,9 @@ class Day:
         r.office.delete_person(t.id, "moved out", self.now())
         self._export("move-out")
         r.check(wait_for(self._delivered([t.lock]), 60), "the deletion reached the unit door")
+        mover = self.person(self.mover)
+        r.check(wait_for(_safe(lambda: self._office_proof(mover, t.lock)), 30),
+                "the office holds the unit door's receipt for the deletion, and the gate's")  # fmt: skip
         live = r.backend.move_out(t.id, self.now())
         r.check(live == [self.codes[t.id].code_id], "the backend knows the moved-out tenant's live code")
         body = r.backend.revoke_codes(live, 0)

@@ -6,7 +6,19 @@ Store (a folder): `office.key` (Ed25519 signing key) and `store.key`
 (AES-256-GCM at-rest key), both 0600; `office.enc`, the encrypted store:
 tenants (id, name, identity-document number, unit lock), consent records
 (who, when, purpose, scope; withdrawal deletes), enrolled templates per
-person and finger, operations not yet exported, the bundle sequence.
+person and finger, the operations and what each device confirmed of them,
+the bundle sequence.
+
+An operation (enrol, re-enrol, delete) stays open until every device it is
+for has confirmed it: the gateway's gate by its signed import receipt on the
+returned stick, the tenant's lock by the lock's own delivery receipt (MACed
+with a key derived from the lock's seal key and carried by the gateway and
+the cloud, so the gateway cannot forge it). Every export carries every open
+operation, so a lost stick, an offline lock or an expired entry costs
+nothing; a newer operation for the same person supersedes an older one.
+The receipts are kept as the proof of deletion (GDPR Art. 17, PIPL Art.
+47): `status()` and `lockedge office status` show them per tenant and
+device.
 
 The identity check is rule-based and named as such: the document number
 and the name on the document must equal the tenant account's (names
@@ -31,6 +43,8 @@ from gateway import bundle, lockentry
 from gateway.biometrics import iso19794
 from gateway.config import read_secret, write_secret
 from gateway.store import atomic_write
+from protocol import seal
+from protocol.errors import ProtocolError
 
 AAD = b"lockedge office store v1"
 BUNDLE_DAYS = 7
@@ -81,9 +95,15 @@ class Office:
 
     def _load(self) -> dict[str, Any]:
         if not self.path.exists():
-            return {"tenants": {}, "consent": {}, "templates": {}, "pending": [], "seq": 0, "log": []}
+            return {"tenants": {}, "consent": {}, "templates": {}, "ops": [], "seq": 0, "log": []}
         data = self.path.read_bytes()
         db: dict[str, Any] = cbor2.loads(self._aead.decrypt(data[:12], data[12:], AAD))
+        # An older store listed operations as "pending" (not exported) and
+        # "unconfirmed" (exported, no receipt): both are open operations now.
+        old = [p for ops in db.pop("unconfirmed", {}).values() for p in ops] + list(db.pop("pending", []))
+        db.setdefault("ops", [])
+        for p in old:
+            self._new_op(db, p["op"], p["person"], p["tenant"], 0)
         return db
 
     def _save(self) -> None:
@@ -135,34 +155,57 @@ class Office:
         self.db["consent"][pid] = {"tenant": tenant, "at": now, "purpose": purpose, "scope": scope}
         op = "replace" if pid in self.db["templates"] else "add"
         self.db["templates"][pid] = {pos: tpl for pos, tpl in templates}
-        self.db["pending"].append({"op": op, "person": pid, "tenant": tenant})
+        self._new_op(self.db, op, pid, tenant, now)
         self._save()
         return pid
 
     def delete_person(self, tenant: str, why: str, now: int) -> str:
         """Consent withdrawn or moved out: templates and consent go now; the
         deletion reaches the devices with the next bundle."""
+        if tenant not in self.db["tenants"]:
+            raise OfficeError("unknown-tenant", f"no tenant account {tenant!r}")
         pid = self.person_id(tenant)
         self.db["templates"].pop(pid, None)
         self.db["consent"].pop(pid, None)
-        self.db["pending"].append({"op": "del-person", "person": pid, "tenant": tenant})
+        self._new_op(self.db, "del-person", pid, tenant, now)
         self.db["log"].append({"at": now, "person": pid, "event": why})
         self._save()
         return pid
 
     # -- export ------------------------------------------------------------------
 
+    @staticmethod
+    def _new_op(db: dict[str, Any], op: str, pid: str, tenant: str, now: int) -> None:
+        # What the devices must reach is the person's newest operation: an
+        # older open one for the same person is superseded, not sent again
+        # (a deletion after an unapplied enrolment sends only the deletion).
+        for o in db["ops"]:
+            if o["person"] == pid:
+                o["superseded"] = True
+        lock = db["tenants"].get(tenant, {}).get("lock")
+        n = max([o["id"] for o in db["ops"]], default=0) + 1
+        db["ops"].append(
+            {
+                "id": n, "op": op, "person": pid, "tenant": tenant, "lock": lock, "at": now,
+                "bundles": [], "entries": {}, "done": {}, "gate": None, "door": None, "door_last": None,
+            }
+        )  # fmt: skip
+
+    def _open(self) -> list[dict[str, Any]]:
+        out = []
+        for o in self.db["ops"]:
+            if o.get("superseded"):
+                continue
+            door_needed = o["lock"] in self.seal_keys and o["door"] is None
+            if o["gate"] is None or door_needed:
+                out.append(o)
+        return out
+
     def export(self, stick: Path, gateway_public: bytes, now: int, name: str | None = None) -> Path:
-        """Write the pending operations as one bundle onto the stick."""
-        unconfirmed = self.db.setdefault("unconfirmed", {})
-        again = [p for ops in unconfirmed.values() for p in ops]
-        if again:
-            # Operations no receipt confirmed go again, before the new ones
-            # (each is idempotent at the gateway and the locks).
-            self.db["pending"] = again + self.db["pending"]
-            unconfirmed.clear()
-        if not self.db["pending"]:
-            raise OfficeError("nothing-to-export", "no enrolment or deletion since the last export")
+        """Write every open operation as one bundle onto the stick."""
+        todo = self._open()
+        if not todo:
+            raise OfficeError("nothing-to-export", "every operation is confirmed by every device it is for")
         # One sequence per gateway (recipient key): a gateway sees 1, 2, 3...
         # from this office, so a gap it reports is a bundle it missed, not
         # one that went to another gateway. A new recipient starts past
@@ -175,22 +218,26 @@ class Office:
         bid = os.urandom(16)
         ops = []
         per_lock: dict[str, list[bytes]] = {}
-        for p in self.db["pending"]:
-            pid, tenant = p["person"], p["tenant"]
+        for p in todo:
+            pid = p["person"]
             tpls = sorted(self.db["templates"].get(pid, {}).items()) if p["op"] != "del-person" else []
             if p["op"] != "del-person" and not tpls:
-                continue  # enrolled then deleted before this export: the deletion follows
+                continue  # templates gone without a deletion (an old store): nothing to send
             ops.append(bundle.Operation(p["op"], pid, [(int(f), t) for f, t in tpls]))
-            lock = self.db["tenants"].get(tenant, {}).get("lock")
+            p["bundles"].append(bid.hex())
+            lock = p["lock"]
             if lock and lock in self.seal_keys:
                 key = self.seal_keys[lock]
                 entries = per_lock.setdefault(lock, [])
                 chunks = [tpls[i : i + 4] for i in range(0, len(tpls), 4)] or [[]]
+                idxs = []
                 for k, chunk in enumerate(chunks):
                     op = p["op"] if k == 0 else "add"  # a person's 5th finger onwards: further adds
+                    idxs.append(len(entries))
                     m = lockentry.plain(lock, bid, seq, len(entries), op, pid, now + BUNDLE_DAYS * 86400,
                                         [(int(f), t) for f, t in chunk])  # fmt: skip
                     entries.append(lockentry.seal_entry(key, m, now))
+                p["entries"][bid.hex()] = idxs
         data = bundle.build(bundle.Payload(ops, per_lock), self.signer, gateway_public, seq, self.site, now,
                             now + BUNDLE_DAYS * 86400, bid)  # fmt: skip
         stick.mkdir(parents=True, exist_ok=True)
@@ -198,18 +245,13 @@ class Office:
         tmp = out.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)
-        # Kept until a receipt says the gateway imported them: a stick that
-        # never arrives, or arrives after a newer one (then a rollback),
-        # costs nothing, the next export carries them again.
-        self.db.setdefault("unconfirmed", {})[bid.hex()] = self.db["pending"]
-        self.db["pending"] = []
         self._save()
         return out
 
     def read_receipts(self, stick: Path, gateway_pub: Any) -> dict[str, str]:
-        """Check the gateway's signed receipts on a returned stick; an
-        imported bundle's operations are confirmed. Returns bundle id ->
-        result. Every operation still unconfirmed goes into the next export."""
+        """Check the gateway's signed import receipts on a returned stick: the
+        operations an imported bundle carried are confirmed at the gate.
+        Returns bundle id -> result."""
         from gateway.usb_import import verify_receipt
 
         out = {}
@@ -221,6 +263,70 @@ class Office:
             bid, result = str(body.get(1, "")), str(body.get(3, ""))
             out[bid] = result
             if result == "imported":
-                self.db.setdefault("unconfirmed", {}).pop(bid, None)
+                for o in self.db["ops"]:
+                    if o["gate"] is None and bid in o["bundles"]:
+                        o["gate"] = {"bundle": bid}
         self._save()
         return out
+
+    def apply_delivery(self, receipts: list[tuple[str, bytes]]) -> dict[str, int]:
+        """The locks' delivery receipts, as the cloud received them from the
+        gateways. Each is checked with that lock's seal key (a forged or
+        misattributed one counts as "bad" and changes nothing). An operation
+        is applied at its lock once every entry it was sealed into, in one
+        bundle, was answered "ok" or "duplicate"; other answers (an expired
+        add, a rollback) leave it open, to go again with the next export."""
+        counts = {"applied": 0, "answered": 0, "unknown": 0, "bad": 0}
+        for lock, data in receipts:
+            key = self.seal_keys.get(lock)
+            try:
+                if key is None:
+                    raise ProtocolError("unknown-sender", "no seal key for this lock")
+                r = seal.open_receipt(key, lock, data)
+            except ProtocolError:
+                counts["bad"] += 1
+                continue
+            bid = r["bundle"].hex()
+            op = None
+            for o in self.db["ops"]:
+                if o["lock"] == lock and o["person"] == r["person"] and r["idx"] in o["entries"].get(bid, []):
+                    op = o
+            if op is None:
+                counts["unknown"] += 1
+                continue
+            counts["answered"] += 1
+            if r["result"] not in ("ok", "duplicate"):
+                op["door_last"] = r["result"]
+                continue
+            done = op["done"].setdefault(bid, {})
+            done[str(r["idx"])] = bytes(data).hex()
+            if op["door"] is None and len(done) == len(op["entries"][bid]):
+                op["door"] = {"bundle": bid, "receipts": list(done.values())}
+                counts["applied"] += 1
+        self._save()
+        return counts
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per tenant and device, each person's newest operation: applied
+        (with its proof: the bundle, and the lock's receipt) or pending."""
+        rows = []
+        for o in self.db["ops"]:
+            if o.get("superseded"):
+                continue
+            base = {"tenant": o["tenant"], "person": o["person"], "op": o["op"], "since": o["at"]}
+            g = o["gate"]
+            gate_proof = "import receipt, bundle " + g["bundle"][:12] if g else ""
+            rows.append(
+                {**base, "device": "gate", "state": "applied" if g else "pending", "proof": gate_proof}
+            )
+            if o["lock"] in self.seal_keys:
+                d = o["door"]
+                proof = ""
+                if d:
+                    digest = hashlib.sha256(bytes.fromhex(d["receipts"][0])).hexdigest()[:12]
+                    proof = "lock receipt " + digest + ", bundle " + d["bundle"][:12]
+                elif o["door_last"]:
+                    proof = "last answer: " + o["door_last"]
+                state = "applied" if d else "pending"
+                rows.append({**base, "device": o["lock"], "state": state, "proof": proof})
+        return rows

@@ -38,6 +38,33 @@ def run(args: argparse.Namespace) -> int:
         elif args.office_verb == "export":
             out = o.export(args.stick, Path(args.gateway_public).read_bytes(), now)
             print(f"bundle written: {out}")
+        elif args.office_verb == "receipts":
+            got = []
+            for n, line in enumerate(Path(args.file).read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                parts = line.split()
+                if len(parts) != 2:
+                    raise OfficeError("malformed", f"{args.file}:{n}: expected '<lock id> <hex receipt>'")
+                try:
+                    got.append((parts[0], bytes.fromhex(parts[1])))
+                except ValueError:
+                    raise OfficeError("malformed", f"{args.file}:{n}: the receipt is not hex") from None
+            c = o.apply_delivery(got)
+            print(
+                f"{len(got)} receipt(s): {c['applied']} operation(s) now applied, {c['answered']} answered,"
+                f" {c['unknown']} for no operation of ours, {c['bad']} refused (bad MAC or unknown lock)"
+            )
+        elif args.office_verb == "status":
+            rows = o.status()
+            if args.json:
+                print(json.dumps(rows))
+            elif not rows:
+                print("no operations yet")
+            else:
+                for r in rows:
+                    print(f"{r['tenant']:<12} {r['person']:<16} {r['op']:<11} {r['device']:<12} "
+                          f"{r['state']:<8} {r['proof']}")  # fmt: skip
         elif args.office_verb == "public-key":
             from cryptography.hazmat.primitives import serialization as ser
 
@@ -72,5 +99,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     x = v.add_parser("export", help="write pending operations as a bundle onto the stick")
     x.add_argument("--stick", type=Path, required=True)
     x.add_argument("--gateway-public", type=Path, required=True, help="the gateway's public key blob")
+    r = v.add_parser("receipts", help="apply the locks' delivery receipts, as the cloud received them")
+    r.add_argument("--file", type=Path, required=True, help="one '<lock id> <hex receipt>' per line")
+    st = v.add_parser(
+        "status", help="per tenant and device: what is applied (with its proof), what is pending"
+    )
+    st.add_argument("--json", action="store_true")
     v.add_parser("public-key", help="print the office's Ed25519 public key (for gateway.toml)")
     off.set_defaults(fn=run)

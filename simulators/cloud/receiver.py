@@ -67,6 +67,7 @@ class CloudReceiver:
         self.ack_times: dict[str, float] = {}  # command id -> perf_counter at arrival
         self.refused: list[str] = []
         self.time_answers = 0
+        self.receipts: list[tuple[str, bytes]] = []  # (lock, delivery receipt) forwarded by gateways
         self.statuses: dict[str, bytes] = {}
         self.events: list[tuple[str, object]] = []
         self.seq = 0
@@ -149,6 +150,14 @@ class CloudReceiver:
                     return
                 with self.lock:
                     self.events.append((parts[3], env.body))
+                    b = env.body
+                    if isinstance(b, dict) and b.get("event") == "delivery-receipt":
+                        # For the office (Office.apply_delivery): the lock's
+                        # proof of what it applied, carried by the gateway.
+                        try:
+                            self.receipts.append((str(b.get("lock")), bytes.fromhex(str(b.get("receipt")))))
+                        except ValueError:
+                            self.refused.append(f"{msg.topic}: receipt not hex")
             elif parts[-1] in ("status", "availability"):
                 self.statuses[parts[3] + "/" + parts[-1] if parts[-1] == "availability" else parts[3]] = (
                     bytes(msg.payload)

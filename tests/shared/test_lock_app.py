@@ -210,6 +210,27 @@ def test_sealed_entry_from_the_link_loads_the_module_and_is_acknowledged():
     acks = [envelope.verify(envelope.parse(m), k_local).body for m in _topics(hal, "ent-ack")]
     assert [a[1] for a in acks] == ["ok", "bad-tag"]
     assert acks[0][3] == bytes((1,)) * 16 and acks[0][4] == 0 and 3 not in acks[1]
+    # The delivery receipt for the office: checked with the seal key, which
+    # the gateway (the local key) cannot stand in for; none for a refusal
+    # whose entry never opened.
+    from protocol import seal
+
+    r = seal.open_receipt(keys.derive(ROOT, keys.SEAL, "lock-1"), "lock-1", acks[0][5])
+    assert (r["bundle"], r["idx"], r["op"], r["person"], r["result"]) == (
+        bytes((1,)) * 16,
+        0,
+        "add",
+        "p-0042",
+        "ok",
+    )
+    assert 5 not in acks[1]
+    for key, who in ((k_local, "lock-1"), (keys.derive(ROOT, keys.SEAL, "lock-1"), "lock-2")):
+        try:
+            seal.open_receipt(key, who, acks[0][5])
+        except Exception as e:
+            assert getattr(e, "reason", "") in ("bad-tag", "malformed"), e
+        else:
+            raise AssertionError("a receipt opened under the wrong key or lock")
     emu.finger = _tpl(7)
     hal.touch = True
     _run(app, hal, 1)
