@@ -216,6 +216,41 @@ def _publish_as(s: Site, user: str, password: str, topic: str, payload: bytes) -
         c.loop_stop()
 
 
+def test_the_local_key_cannot_set_the_lock_clock_back_over_real_brokers(rig: tuple[Site, SimLock]) -> None:
+    """Issue 17 item 1, as the attack script ran it: real brokers, a time
+    message MACed with the lock's own local key (all a gateway holds), 11
+    days back. The lock's clock does not move, the refusal reaches the
+    cloud as an event, and a code that expired an hour ago stays expired."""
+    s, sim = rig
+    assert s.cloud and sim.app
+    app = sim.app
+    before = sim.hal.time()
+    assert before is not None
+    local = keys.derive(s.lock_roots[sim.id], keys.LOCAL, sim.id)
+    back = envelope.seal(local, "time", GW, 10**15, 0, {1: before - 11 * 86400, 2: 0}, sim.id)
+    assert s.gateway
+    s.gateway.local.publish(f"lock/{sim.id}/time", back, qos=1)  # the gateway's own login, queued like before
+    cloud = s.cloud
+
+    def refused() -> bool:
+        return any(
+            isinstance(b, dict) and b.get("event") == "time-refused" and b.get("reason") == "behind"
+            for _l, b in cloud.events
+        )
+
+    wait_for(refused, what="the step back refused and reported")
+    now = sim.hal.time()
+    assert now is not None and abs(now - before) < 30
+    assert app.core.clock.mark >= before
+    code = CodeIssuer(lambda t: keys.derive(s.lock_roots[t], keys.CODE, t)).issue(
+        sim.id, pc.WINDOW, before - 12 * 86400, before - 11 * 86400 + 3600, before - 12 * 86400
+    )
+    assert code.keypad
+    sim.type_code(code.keypad)
+    wait_for(lambda: len(_cloud_records(s, sim.id)) == 1, what="the code's record")
+    assert _cloud_records(s, sim.id)[0][1] is False and not any(on for _t, on in sim.hal.strike_log)
+
+
 def test_a_stolen_gateway_is_replaced_and_its_copy_of_the_local_key_retired(
     rig: tuple[Site, SimLock],
 ) -> None:
@@ -250,9 +285,11 @@ def test_a_stolen_gateway_is_replaced_and_its_copy_of_the_local_key_retired(
     wait_for(lambda: len(_cloud_records(s, sim.id)) == 3, timeout=30, what="records through the new gateway")
     recs = _cloud_records(s, sim.id)
     assert [r[0] for r in recs] == [1, 2, 3] and recs[2] == (3, False, "rekeyed")
-    # Whoever holds the stolen copy (here with broker access) gets nothing from the lock.
+    # Whoever holds the stolen copy (here with the broker access a gateway has)
+    # gets nothing from the lock.
     fake = envelope.seal(stolen_local, "time", GW, 10**15, 0, {1: int(time.time()) + 50, 2: 0}, sim.id)
-    assert _publish_as(s, "gateway", s.passwords["gateway"], f"lock/{sim.id}/time", fake) == 0
+    assert s.gateway
+    s.gateway.local.publish(f"lock/{sim.id}/time", fake)
     wait_for(
         lambda: (
             s.cloud is not None
