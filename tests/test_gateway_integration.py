@@ -39,8 +39,11 @@ def test_expired_command_is_answered_and_never_reaches_the_lock(site: Site) -> N
     wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("late")), what="expired answer")
     _lock, env = site.cloud.acks_for("late")[0]
     assert env.sender == "gw-1" and env.body[2] == "expired"  # type: ignore[index]
-    time.sleep(0.3)
-    assert not site.locks["lock-0001"].commands
+    # A positive signal instead of a pause: a later command on the same path
+    # arrives; had the expired one been relayed, it would have come first.
+    site.cloud.send_command("lock-0001", "after", int(time.time()) + 30)
+    wait_for(lambda: site.cloud is not None and bool(site.cloud.acks_for("after")), what="the later command")
+    assert [e.body[2] for e in site.locks["lock-0001"].commands] == ["after"]  # type: ignore[index]
 
 
 def test_duplicate_command_ids_execute_once(site: Site) -> None:

@@ -91,10 +91,17 @@ def test_a_command_that_timed_out_never_runs_when_the_lock_comes_back(rig: tuple
     app = sim.app
     assert app is not None
     wait_for(lambda: app.link.connected, what="back online")
-    time.sleep(3)
-    assert not sim.hal.strike_on and not any(on for _t, on in sim.hal.strike_log)
-    remote = [r for r in app.journal.pending(1000) if r.kind == "remote"]
-    assert all(not r.granted for r in remote)  # at most a "deadline" refusal, never a late unlock
+    # A positive signal instead of a pause: a fresh command on the same
+    # session runs; a queued late one would have been delivered before it.
+    s.cloud.send_command(sim.id, "r-fresh", int(time.time()) + 30)
+    wait_for(lambda: s.cloud is not None and bool(s.cloud.acks_for("r-fresh")), what="the fresh command")
+    cloud = s.cloud
+
+    def remote() -> list[str]:
+        return [r.ref for k, r in sorted(cloud.received.items()) if k[0] == sim.id and r.kind == "remote"]
+
+    wait_for(lambda: "r-fresh" in remote(), what="the fresh command's record")
+    assert remote() == ["r-fresh"]  # the late one never reached the lock
     assert [e.body[2] for _l, e in s.cloud.acks_for("r-late")] == ["timeout"]  # type: ignore[index]
 
 
