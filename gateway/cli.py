@@ -153,14 +153,25 @@ def _cmd_gateway_import(args: argparse.Namespace) -> int:
             n = 30 * done // total
             print(f"\r{e['file']} [{'#' * n}{'.' * (30 - n)}] {done}/{total}", end="", flush=True)
 
+    if not args.dir.is_dir():
+        outbox.close()
+        state_lock.release()
+        print(f"lockedge: {args.dir}: not a folder (is the stick mounted?)", file=sys.stderr)
+        return 2
     try:
         svc = BioService(cfg.biometrics, cfg.id, cfg.site, cfg.state_dir, cfg.lock_keys(), outbox,
                          lambda t, b: None, bar, matching=False)  # fmt: skip
         reports = svc.importer.import_dir(args.dir, int(time.time()))
+    except (config.ConfigError, ValueError) as e:  # a key file that is not one, locks.json unreadable
+        print(f"lockedge: {e}", file=sys.stderr)
+        return 2
     finally:
         outbox.close()
         state_lock.release()
     print()
+    if not reports:
+        print(f"nothing to import: no *.lkb bundle in {args.dir}")
+        return 1
     for rep in reports:
         print(f"{rep.file}: {rep.result} {rep.counts if rep.counts else ''}")
     return 0 if all(rep.result == "imported" for rep in reports) else 1
@@ -209,7 +220,18 @@ def _cmd_sim_lock(args: argparse.Namespace) -> int:
             if sim.app is None:
                 sim.boot()
         elif verb == "wait" and len(words) == 2:
-            time.sleep(float(words[1]))
+            try:
+                seconds = float(words[1])
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= 3600:
+                print(
+                    f"wait: {words[1][:20]!r} is not a number of seconds (0..3600)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            time.sleep(seconds)
         elif verb == "status":
             app = sim.app
             print(json.dumps({
@@ -231,12 +253,25 @@ def _cmd_sim_lock(args: argparse.Namespace) -> int:
 def _cmd_sim_site(args: argparse.Namespace) -> int:
     from simulators import site
 
+    if args.scenario == "day" and args.locks < 3:
+        print(f"lockedge: the day scenario needs at least 3 locks (--locks {args.locks})", file=sys.stderr)
+        return 2
     return site.main(args.locks, args.report, args.scenario)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"lockedge {__version__}")
     return 0
+
+
+def _site_size(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 500:
+        raise argparse.ArgumentTypeError(f"{n} locks: a simulated site has 1..500")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,16 +306,35 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--flash", type=Path, required=True, help="directory standing for the lock's flash")
     lock.set_defaults(fn=_cmd_sim_lock)
     site = sim.add_parser("site", help="a simulated community: brokers, gateway, locks, cloud")
-    site.add_argument("--locks", type=int, default=20)
+    site.add_argument("--locks", type=_site_size, default=20, help="1..500 (the day scenario needs 3)")
     site.add_argument("--scenario", choices=("day", "mini"), default="day")
     site.add_argument("--report", type=Path, default=None, help="also write the report as JSON")
     site.set_defaults(fn=_cmd_sim_site)
     return p
 
 
+# Exit code for a failure no verb foresaw (sysexits' EX_SOFTWARE).
+EX_SOFTWARE = 70
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every verb's errors it foresees print one line and exit non-zero; the
+    rest reach here, and still print one line (the exception's type and
+    message, which by the project's rule never hold a key or a template),
+    never a traceback. LOCKEDGE_DEBUG=1 shows the traceback to a developer."""
+    import os
+
     args = build_parser().parse_args(argv)
-    rc: int = args.fn(args)
+    try:
+        rc: int = args.fn(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if os.environ.get("LOCKEDGE_DEBUG") == "1":
+            raise
+        what = str(e).splitlines()[0][:200] if str(e) else ""
+        print(f"lockedge: {type(e).__name__}: {what} (LOCKEDGE_DEBUG=1 shows where)", file=sys.stderr)
+        return EX_SOFTWARE
     return rc
 
 

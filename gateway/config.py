@@ -83,11 +83,15 @@ class GatewayConfig:
         return key
 
     def lock_keys(self) -> dict[str, bytes]:
-        raw = json.loads(read_secret(self.locks_file))
         try:
-            return {str(k): bytes.fromhex(v) for k, v in raw.items()}
-        except (AttributeError, ValueError):
-            raise ConfigError(f"{self.locks_file}: expected {{lock id: hex key}}") from None
+            raw = json.loads(read_secret(self.locks_file))
+            keys = {str(k): bytes.fromhex(v) for k, v in raw.items()}
+        except (AttributeError, TypeError, ValueError):  # not JSON, not a map, not hex
+            raise ConfigError(f"{self.locks_file}: expected JSON {{lock id: hex key}}") from None
+        bad = [k for k, v in keys.items() if len(v) != 32]
+        if bad:
+            raise ConfigError(f"{self.locks_file}: {bad[0][:40]!r}: a lock key is 32 bytes (64 hex digits)")
+        return keys
 
 
 def read_secret(path: Path) -> bytes:
@@ -107,9 +111,12 @@ def _broker(d: dict[str, Any], base: Path) -> BrokerConfig:
     def p(key: str) -> Path | None:
         return (base / d[key]) if d.get(key) else None
 
+    port = d.get("port", 1883)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ValueError(f"port: {str(port)[:20]!r} is not a TCP port (1..65535)")
     return BrokerConfig(
         host=str(d.get("host", "127.0.0.1")),
-        port=int(d.get("port", 1883)),
+        port=port,
         username=d.get("username"),
         password_file=p("password_file"),
         tls_ca=p("tls_ca"),
@@ -184,3 +191,5 @@ def load(path: Path) -> GatewayConfig:
         )
     except KeyError as e:
         raise ConfigError(f"{path}: missing required setting {e}") from None
+    except (TypeError, ValueError) as e:  # a wrong type or value where a setting is read
+        raise ConfigError(f"{path}: {str(e)[:200]}") from None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.cli import main
@@ -21,3 +23,107 @@ def test_cli_demo_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert "refused" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["no-such-verb"])
+
+
+def _leaves(parser: object, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    import argparse
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    out = []
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [(path, parser)]
+    for name, p in subs[0].choices.items():
+        out += _leaves(p, (*path, name))
+    return out
+
+
+def test_every_subcommand_with_bad_arguments_prints_one_clear_line_and_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: walk the whole command tree. Each leaf is run with nothing
+    (argparse's usage error), and with every required option pointing at
+    something that does not exist; each must exit non-zero with its reason
+    on stderr, never a traceback. `demo`, `version` and `sim site` run their
+    jobs with no arguments, so they get an invalid option value instead."""
+    import argparse
+    import os
+
+    from gateway.cli import build_parser, main
+
+    missing = str(tmp_path / "nonexistent" / "x")
+    os.environ.pop("LOCKEDGE_DEBUG", None)
+    tried = 0
+    for path, leaf in _leaves(build_parser()):
+        assert isinstance(leaf, argparse.ArgumentParser)
+        required = [a for a in leaf._actions if a.required and a.option_strings]
+        runs: list[list[str]] = []
+        if required:
+            runs.append(list(path))
+        args = list(path)
+        for a in required:
+            args += [
+                a.option_strings[0],
+                missing
+                if a.type is Path
+                or "file" in a.dest
+                or a.dest in ("db", "roots", "folder", "flash", "stick", "config", "dir")
+                else "x",
+            ]
+        runs.append(args if required else [*path, "--no-such-option"])
+        for argv in runs:
+            try:
+                rc = main(argv)
+            except SystemExit as e:  # argparse's usage errors
+                rc = e.code if isinstance(e.code, int) else 2
+            err = capsys.readouterr().err
+            assert rc != 0, (argv, err)
+            assert "Traceback" not in err and err.strip(), (argv, err)
+            tried += 1
+    assert tried >= 30
+
+
+def test_the_known_crashes_each_print_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The cases issue 20 found printing tracebacks or silently succeeding."""
+    import os
+
+    from gateway.cli import main
+    from gateway.config import write_secret
+
+    os.environ.pop("LOCKEDGE_DEBUG", None)
+    write_secret(tmp_path / "root.key", os.urandom(32))
+    write_secret(tmp_path / "locks.json", b"not json")
+    base = '[gateway]\nid = "gw-1"\nsite = "s"\nroot_key_file = "root.key"\nlocks_file = "locks.json"\n'
+    (tmp_path / "port.toml").write_text(base + '[cloud]\nport = "abc"\n')
+    (tmp_path / "bio.toml").write_text(base + '[biometrics]\nbundle_key_file = "root.key"\n')
+    (tmp_path / "empty").mkdir()
+    cases = [
+        ["gateway", "status", "--config", str(tmp_path / "port.toml")],
+        ["gateway", "import", "--config", str(tmp_path / "bio.toml"), "--dir", str(tmp_path / "nonexistent")],
+        ["gateway", "import", "--config", str(tmp_path / "bio.toml"), "--dir", str(tmp_path / "empty")],
+        ["sim", "site", "--locks", "0"],
+        ["sim", "site", "--locks", "2", "--scenario", "day"],
+    ]
+    for argv in cases:
+        try:
+            rc = main(argv)
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 2
+        out = capsys.readouterr()
+        assert rc != 0, argv
+        assert "Traceback" not in out.err and (out.err.strip() or out.out.strip()), argv
+    from gateway import bundle
+
+    (tmp_path / "locks.json").write_bytes(b"{}")
+    assert (
+        main(["gateway", "import", "--config", str(tmp_path / "bio.toml"), "--dir", str(tmp_path / "empty")])
+        == 2
+    )
+    assert "not a lockedge bundle key file" in capsys.readouterr().err  # root.key is not one
+    write_secret(tmp_path / "bundle.key", bundle.RecipientKey.new().secret)
+    (tmp_path / "bio.toml").write_text(base + '[biometrics]\nbundle_key_file = "bundle.key"\n')
+    assert (
+        main(["gateway", "import", "--config", str(tmp_path / "bio.toml"), "--dir", str(tmp_path / "empty")])
+        == 1
+    )
+    assert "nothing to import" in capsys.readouterr().out  # was: silently nothing
