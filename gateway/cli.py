@@ -23,6 +23,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_gateway_run(args: argparse.Namespace) -> int:
     import signal
 
+    from gpiozero.exc import BadPinFactory
+
     from gateway import config, logjson
     from gateway.daemon import Gateway
     from gateway.statelock import StateLocked
@@ -30,6 +32,14 @@ def _cmd_gateway_run(args: argparse.Namespace) -> int:
     logjson.setup()
     try:
         gw = Gateway(config.load(args.config))
+    except BadPinFactory:
+        print(
+            "lockedge: the [gate] section needs GPIO, and no pin factory loads on this machine: on a"
+            " Raspberry Pi install python3-lgpio (GPIOZERO_PIN_FACTORY=lgpio); on a bench without GPIO set"
+            " GPIOZERO_PIN_FACTORY=mock, or remove [gate]",
+            file=sys.stderr,
+        )
+        return 2
     except StateLocked as e:
         print(f"lockedge: a gateway already runs on this state: {e}; stop it first", file=sys.stderr)
         return 2

@@ -127,3 +127,25 @@ def test_the_known_crashes_each_print_one_line(tmp_path: Path, capsys: pytest.Ca
         == 1
     )
     assert "nothing to import" in capsys.readouterr().out  # was: silently nothing
+
+
+def test_a_gate_on_a_machine_without_gpio_says_which_pin_factory_to_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: the example config's [gate] on a machine without GPIO was a
+    BadPinFactory traceback."""
+    import os
+
+    from gateway.config import write_secret
+
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    write_secret(tmp_path / "root.key", os.urandom(32))
+    write_secret(tmp_path / "locks.json", b"{}")
+    (tmp_path / "gw.toml").write_text(
+        '[gateway]\nid = "gw-1"\nsite = "s"\nroot_key_file = "root.key"\nlocks_file = "locks.json"\n'
+        '[gate]\nid = "gate-A"\n'
+        "pins = { strike = 17, contact = 27, exit_button = 22, led = 23, buzzer = 24 }\n"
+    )
+    assert main(["gateway", "run", "--config", str(tmp_path / "gw.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "GPIOZERO_PIN_FACTORY=mock" in err and "Traceback" not in err
