@@ -40,6 +40,7 @@ class Link:
         self.now = None
         self.mono = 0
         self.time_set = 0  # times the clock was set from the gateway
+        self.last_error = ""  # why the link is down, for status and the fault report
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
         if sender == self.gateway and typ in ("rec-ack", "time"):
@@ -72,10 +73,13 @@ class Link:
                 return
             try:
                 self._connect()
-            except OSError:
+            except Exception as e:  # OSError, and umqtt's MQTTException for a refused CONNACK
+                # (bad credentials): either way back off, never retry on every step.
+                self.last_error = ("%s: %s" % (type(e).__name__, e))[:60]
                 self.next_try = mono + self.backoff
                 self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
                 return
+            self.last_error = ""
         c = self.client
         try:
             c.check_msg()  # type: ignore[union-attr]

@@ -251,6 +251,7 @@ def _cmd_sim_lock(args: argparse.Namespace) -> int:
                 "opened": sum(1 for _t, on in sim.hal.strike_log if on),
                 "backlog": app.journal.backlog() if app else None,
                 "link": app.link.connected if app else False,
+                "link_error": app.link.last_error if app else "",
             }), flush=True)  # fmt: skip
         elif verb == "quit":
             break

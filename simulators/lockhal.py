@@ -34,17 +34,22 @@ class UmqttShim:
         self.cb: Callable[[bytes, bytes], None] | None = None
         self.q: queue.Queue[tuple[bytes, bytes]] = queue.Queue()
         self.up = threading.Event()
-        self.refused = False
+        self.refused = ""
+        self.answered = threading.Event()
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = lambda *a: self.up.clear()
         self.c.on_message = lambda c, u, m: self.q.put((m.topic.encode(), bytes(m.payload)))
 
     def _on_connect(self, c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        # A CONNACK came, accepting or refusing: connect() stops waiting once
+        # the outcome is recorded (answered is set last).
         if getattr(rc, "is_failure", False):
-            self.refused = True
+            self.refused = str(rc)  # e.g. "Not authorized": the lock says why it is offline
+            self.answered.set()
             return
         nodelay(c)
         self.up.set()
+        self.answered.set()
 
     def set_callback(self, f: Callable[[bytes, bytes], None]) -> None:
         self.cb = f
@@ -58,9 +63,12 @@ class UmqttShim:
         except OSError as e:
             raise OSError(f"connect failed: {e}") from None
         self.c.loop_start()
-        if not self.up.wait(5) or self.refused:
+        self.answered.wait(5)
+        if not self.up.is_set() or self.refused:
             self.c.loop_stop()
-            raise OSError("MQTT connection refused or timed out")
+            raise OSError(
+                f"broker refused the connection: {self.refused}" if self.refused else "connect timed out"
+            )
         return False
 
     def _check(self) -> None:

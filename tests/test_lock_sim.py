@@ -378,3 +378,32 @@ def test_a_stolen_lock_is_retired_and_its_keys_open_nothing(tmp_path: Path) -> N
         wait_for(lambda: sum(1 for k in cloud.received if k[0] == "lock-0000") >= 3, what="the other lock")
     finally:
         s.close()
+
+
+def test_a_sim_lock_with_bad_credentials_says_why_it_is_offline(tmp_path: Path) -> None:
+    """Issue 20: with a wrong password the simulated lock stayed offline
+    silently. Its status now says the broker refused it, and why."""
+    import json
+    import subprocess
+    import sys
+
+    from gateway.config import write_secret
+    from simulators.broker import local_mosquitto
+
+    write_secret(tmp_path / "root.key", bytes(range(32)))
+    write_secret(tmp_path / "pw", b"wrong")
+    with local_mosquitto(tmp_path / "broker", {"L1": "right", "gateway": "gw"}) as broker:
+        cmd = [sys.executable, "-m", "gateway.cli", "sim", "lock", "--id", "L1"]
+        cmd += ["--broker", f"127.0.0.1:{broker.port}", "--flash", str(tmp_path / "flash")]
+        cmd += ["--root-key-file", str(tmp_path / "root.key"), "--password-file", str(tmp_path / "pw")]
+        out = subprocess.run(
+            cmd,
+            input="wait 1.5\nstatus\nquit\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    assert out.returncode == 0, out.stderr
+    st = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not st["link"] and "refused" in st["link_error"] and "authori" in st["link_error"].lower(), st

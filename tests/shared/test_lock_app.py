@@ -63,9 +63,14 @@ class LoopHAL:
         return FakeClient(self.broker, client_id)
 
 
+class MQTTException(Exception):  # umqtt.simple's, which is not an OSError
+    pass
+
+
 class FakeBroker:
     def __init__(self):
         self.up = False
+        self.refuse = False
         self.published = []  # (topic, bytes, retain)
         self.to_lock = []  # (topic, bytes) waiting for check_msg
         self.will = None
@@ -89,6 +94,8 @@ class FakeClient:
 
     def connect(self, clean_session=True):
         self._check()
+        if self.b.refuse:
+            raise MQTTException(5)  # umqtt.simple: a CONNACK refusing the credentials
 
     def subscribe(self, topic, qos=0):
         self._check()
@@ -366,3 +373,26 @@ def test_a_lock_with_damaged_flash_boots_decides_and_reports_it():
     recs = app2.journal.pending(10)
     assert [r.reason for r in recs] == ["ok", "journal-damage", "ok"]
     assert recs[1].time >= NOW + 60 and recs[1].ref.startswith("b") and recs[1].seq > recs[0].seq + 1
+
+
+def test_a_broker_that_refuses_the_credentials_is_backed_off_and_said():
+    # umqtt raises MQTTException (not OSError) for a refused CONNACK: it was
+    # a fault on every 10 ms step, retrying the broker as fast as the loop.
+    app, hal = _app()
+    hal.broker.up = True
+    hal.broker.refuse = True
+    attempts = [0]
+    make = hal.mqtt_client
+
+    def counting(*a):
+        attempts[0] += 1
+        return make(*a)
+
+    hal.mqtt_client = counting
+    _run(app, hal, 30)
+    assert not app.link.connected and app.faults == 0
+    assert app.link.last_error.startswith("MQTTException")
+    assert attempts[0] <= 6  # 1, 2, 4, 8, 16 s apart, not 60 a second
+    hal.broker.refuse = False
+    _run(app, hal, 40)
+    assert app.link.connected and app.link.last_error == ""
