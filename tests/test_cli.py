@@ -149,3 +149,27 @@ def test_a_gate_on_a_machine_without_gpio_says_which_pin_factory_to_set(
     assert main(["gateway", "run", "--config", str(tmp_path / "gw.toml")]) == 2
     err = capsys.readouterr().err
     assert "GPIOZERO_PIN_FACTORY=mock" in err and "Traceback" not in err
+
+
+def test_the_cloud_cli_says_what_is_wrong_with_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from gateway.config import write_secret
+
+    write_secret(tmp_path / "short.json", b'{"lock-1": "abcd"}')
+    write_secret(tmp_path / "roots.json", ('{"lock-1": "%s"}' % os.urandom(32).hex()).encode())
+    write_secret(tmp_path / "junk.json", b"[1, 2]")
+    cases = [
+        (["--db", str(tmp_path / "x.db"), "--roots", str(tmp_path / "short.json")], "a root key is 32 bytes"),
+        (
+            ["--db", str(tmp_path / "no" / "x.db"), "--roots", str(tmp_path / "roots.json")],
+            "folder does not exist",
+        ),
+        (["--db", str(tmp_path / "x.db"), "--roots", str(tmp_path / "junk.json")], "expected JSON"),
+    ]
+    for args, says in cases:
+        assert main(["cloud", *args, "report"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err

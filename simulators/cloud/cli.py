@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -18,9 +19,20 @@ from simulators.cloud.backend import CloudBackend, FlowError, Request
 
 
 def _backend(args: argparse.Namespace) -> CloudBackend:
-    roots = {t: bytes.fromhex(h) for t, h in json.loads(read_secret(args.roots)).items()}
+    try:
+        roots = {str(t): bytes.fromhex(h) for t, h in json.loads(read_secret(args.roots)).items()}
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"{args.roots}: expected JSON {{target id: hex root key}}") from None
+    short = [t for t, r in roots.items() if len(r) != keys.ROOT_KEY_LEN]
+    if short:  # said here, not as a bad-key error at the first code issued
+        raise ValueError(f"{args.roots}: {short[0][:40]!r}: a root key is {keys.ROOT_KEY_LEN} bytes")
     issuer = CodeIssuer(lambda t: keys.derive(roots[t], keys.CODE, t))
-    return CloudBackend(args.db, issuer, set(roots))
+    if not args.db.parent.is_dir():
+        raise ValueError(f"{args.db}: its folder does not exist")
+    try:
+        return CloudBackend(args.db, issuer, set(roots))
+    except sqlite3.Error as e:
+        raise ValueError(f"{args.db}: cannot open the database: {e}") from None
 
 
 def _print_code(issued: object) -> None:
