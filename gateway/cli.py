@@ -52,6 +52,23 @@ def _cmd_gateway_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gateway_check_config(args: argparse.Namespace) -> int:
+    """The same check the daemon runs at start, and the secret files it needs."""
+    from gateway import config
+
+    try:
+        cfg = config.load(args.config)
+        cfg.root_key()
+        cfg.lock_keys()
+        cfg.cloud.check_secrets()
+        cfg.local.check_secrets()
+    except (config.ConfigError, OSError) as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(f"{args.config}: ok (gateway {cfg.id}, site {cfg.site}, {len(cfg.lock_keys())} locks)")
+    return 0
+
+
 def _cmd_gateway_status(args: argparse.Namespace) -> int:
     """Live from the running daemon (its control socket); otherwise the last
     status it wrote, said to be stale, with its age. Exit 0 running, 1 running
@@ -294,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = gw.add_parser("run", help="run the daemon (SIGTERM drains and exits)")
     run.add_argument("--config", type=Path, required=True)
     run.set_defaults(fn=_cmd_gateway_run)
+    chk = gw.add_parser("check-config", help="check gateway.toml whole: every problem, one per line")
+    chk.add_argument("--config", type=Path, required=True)
+    chk.set_defaults(fn=_cmd_gateway_check_config)
     status = gw.add_parser("status", help="links, backlog, oldest unacked record, locks")
     status.add_argument("--config", type=Path, required=True)
     status.set_defaults(fn=_cmd_gateway_status)

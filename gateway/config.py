@@ -9,7 +9,8 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from gateway import configschema
 
 
 class ConfigError(ValueError):
@@ -83,8 +84,9 @@ class GatewayConfig:
         return key
 
     def lock_keys(self) -> dict[str, bytes]:
+        data = read_secret(self.locks_file)  # its own error (mode 0600) is not swallowed below
         try:
-            raw = json.loads(read_secret(self.locks_file))
+            raw = json.loads(data)
             keys = {str(k): bytes.fromhex(v) for k, v in raw.items()}
         except (AttributeError, TypeError, ValueError):  # not JSON, not a map, not hex
             raise ConfigError(f"{self.locks_file}: expected JSON {{lock id: hex key}}") from None
@@ -107,23 +109,12 @@ def write_secret(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def _broker(d: dict[str, Any], base: Path) -> BrokerConfig:
-    def p(key: str) -> Path | None:
-        return (base / d[key]) if d.get(key) else None
+def _broker(b: configschema.BrokerSection, base: Path) -> BrokerConfig:
+    def p(v: str | None) -> Path | None:
+        return (base / v) if v else None
 
-    port = d.get("port", 1883)
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise ValueError(f"port: {str(port)[:20]!r} is not a TCP port (1..65535)")
-    return BrokerConfig(
-        host=str(d.get("host", "127.0.0.1")),
-        port=port,
-        username=d.get("username"),
-        password_file=p("password_file"),
-        tls_ca=p("tls_ca"),
-        tls_cert=p("tls_cert"),
-        tls_key=p("tls_key"),
-        keepalive=int(d.get("keepalive", 30)),
-    )
+    return BrokerConfig(b.host, b.port, b.username, p(b.password_file), p(b.tls_ca), p(b.tls_cert),
+                        p(b.tls_key), b.keepalive)  # fmt: skip
 
 
 @dataclass
@@ -138,58 +129,49 @@ class BiometricsConfig:
     poll_s: float = 2.0
 
 
-def _biometrics(d: dict[str, Any], base: Path) -> BiometricsConfig:
-    sticks = []
-    for st in d.get("sticks", []):
-        sticks.append((int(str(st["vendor"]), 16), int(str(st["product"]), 16), str(st["serial"])))
-    return BiometricsConfig(
-        bundle_key_file=base / d["bundle_key_file"],
-        store_key_file=base / d.get("store_key_file", "biometrics.key"),
-        signing_key_file=base / d.get("signing_key_file", "receipt-signing.key"),
-        issuers=[str(x) for x in d.get("issuers", [])],
-        sticks=sticks,
-        poll_s=float(d.get("poll_s", 2.0)),
-    )
-
-
-def _gate(d: dict[str, Any], base: Path) -> GateConfig:
-    return GateConfig(
-        id=str(d["id"]),
-        open_seconds=float(d.get("open_seconds", 5.0)),
-        held_open_limit=float(d.get("held_open_limit_s", 60.0)),
-        pins={str(k): int(v) for k, v in d.get("pins", {}).items()},
-        groups_file=(base / d["groups_file"]) if d.get("groups_file") else None,
-        keypad_group=d.get("keypad_group"),
-    )
-
-
 def load(path: Path) -> GatewayConfig:
+    """Read and check gateway.toml whole (gateway/configschema.py): every
+    problem is reported at once, one `file: section.key: what` per line."""
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: {e}") from None
+    f, problems = configschema.check(data, path)
+    if f is None:
+        raise ConfigError("\n".join(problems))
     base = path.parent
-    g = data.get("gateway", {})
-    try:
-        return GatewayConfig(
-            id=str(g["id"]),
-            site=str(g["site"]),
-            state_dir=base / g.get("state_dir", "state"),
-            root_key_file=base / g["root_key_file"],
-            locks_file=base / g["locks_file"],
-            cloud=_broker(data.get("cloud", {}), base),
-            local=_broker(data.get("local", {}), base),
-            command_timeout=float(data.get("relay", {}).get("timeout_s", 10.0)),
-            command_window=int(data.get("relay", {}).get("window", 64)),
-            upload_batch=int(data.get("upload", {}).get("batch", 200)),
-            upload_window=int(data.get("upload", {}).get("window", 2000)),
-            status_interval=float(g.get("status_interval_s", 10.0)),
-            time_sync_interval=float(g.get("time_sync_interval_s", 300.0)),
-            wrong_codes_alarm_per_hour=int(g.get("wrong_codes_alarm_per_hour", 30)),
-            gate=_gate(data["gate"], base) if "gate" in data else None,
-            biometrics=_biometrics(data["biometrics"], base) if "biometrics" in data else None,
+    g = f.gateway
+    gate = None
+    if f.gate is not None:
+        gs = f.gate
+        gate = GateConfig(gs.id, gs.open_seconds, gs.held_open_limit_s, gs.pins.model_dump(),
+                          (base / gs.groups_file) if gs.groups_file else None, gs.keypad_group)  # fmt: skip
+    bio = None
+    if f.biometrics is not None:
+        b = f.biometrics
+        bio = BiometricsConfig(
+            bundle_key_file=base / b.bundle_key_file,
+            store_key_file=base / b.store_key_file,
+            signing_key_file=base / b.signing_key_file,
+            issuers=list(b.issuers),
+            sticks=[(int(st.vendor, 16), int(st.product, 16), st.serial) for st in b.sticks],
+            poll_s=b.poll_s,
         )
-    except KeyError as e:
-        raise ConfigError(f"{path}: missing required setting {e}") from None
-    except (TypeError, ValueError) as e:  # a wrong type or value where a setting is read
-        raise ConfigError(f"{path}: {str(e)[:200]}") from None
+    return GatewayConfig(
+        id=g.id,
+        site=g.site,
+        state_dir=base / g.state_dir,
+        root_key_file=base / g.root_key_file,
+        locks_file=base / g.locks_file,
+        cloud=_broker(f.cloud, base),
+        local=_broker(f.local, base),
+        command_timeout=f.relay.timeout_s,
+        command_window=f.relay.window,
+        upload_batch=f.upload.batch,
+        upload_window=f.upload.window,
+        status_interval=g.status_interval_s,
+        time_sync_interval=g.time_sync_interval_s,
+        wrong_codes_alarm_per_hour=g.wrong_codes_alarm_per_hour,
+        gate=gate,
+        biometrics=bio,
+    )
