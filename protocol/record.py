@@ -190,8 +190,11 @@ def batch_from_encoded(payloads: list) -> bytearray:
     n = len(payloads)
     if n > MAX_BATCH:
         raise _bad("batch of %d over limit %d" % (n, MAX_BATCH))
-    head = bytes((0x82, BATCH_VERSION, 0x80 | n)) if n < 24 else bytes((0x82, BATCH_VERSION, 0x98, n))
-    if n > 255:
+    if n < 24:
+        head = bytes((0x82, BATCH_VERSION, 0x80 | n))
+    elif n < 256:
+        head = bytes((0x82, BATCH_VERSION, 0x98, n))
+    else:  # was computed after a one-byte head that cannot hold n: ValueError from 256 on
         head = bytes((0x82, BATCH_VERSION, 0x99, n >> 8, n & 0xFF))
     size = len(head)
     for p in payloads:

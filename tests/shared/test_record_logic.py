@@ -63,3 +63,40 @@ def test_batch_limits_and_versions():
     raises("version", record.decode_batch, cbor.encode([2, []]))
     raises("malformed", record.decode_batch, cbor.encode([1]))
     raises("invalid-field", record.encode_batch, [_rec()] * (record.MAX_BATCH + 1))
+
+
+def test_a_batch_from_records_own_encodings_is_the_batch_at_every_size():
+    # The lock builds upload batches from the journal's bytes: every CBOR
+    # head size (up to 23 items, 24..255, 256 and more) must give exactly
+    # what encoding the batch would.
+    for n in (0, 1, 23, 24, 25, 255, 256, 257, record.MAX_BATCH):
+        recs = [_rec(seq=i + 1) for i in range(n)]
+        got = record.batch_from_encoded([r.encode() for r in recs])
+        assert bytes(got) == record.encode_batch(recs), n
+        assert record.decode_batch(bytes(got)) == recs, n
+
+
+def test_the_batch_limit_is_exact_everywhere():
+    full = [_rec(seq=i + 1) for i in range(record.MAX_BATCH)]
+    body = record.batch_body(full)  # exactly the limit: fine
+    assert len(record.batch_from_body(body)) == record.MAX_BATCH
+    over = full + [_rec(seq=record.MAX_BATCH + 1)]
+    raises("invalid-field", record.batch_body, over)
+    raises("invalid-field", record.batch_from_encoded, [r.encode() for r in over])
+    raises("invalid-field", record.batch_from_body, [1, [r.to_map() for r in over]])
+    raises("version", record.batch_from_body, [True, []])
+    raises("malformed", record.batch_from_body, [1, "records"])
+    raises("malformed", record.batch_from_body, "batch")
+
+
+def test_a_batch_nested_deeper_than_a_batch_is_refused_before_its_fields():
+    # A batch is [version, [record map, ...]]: depth 3. Anything deeper is
+    # refused by the decoder's depth limit (4), not left to the field checks.
+    deep = cbor.encode([1, [{1: [[["x"]]]}]])
+    raises("too-deep", record.decode_batch, deep)
+
+
+def test_records_compare_by_content_only():
+    r = _rec()
+    assert r == _rec() and r != _rec(seq=2)
+    assert (r == r.to_map()) is False  # a map with the same fields is not a record
