@@ -43,6 +43,7 @@ from gateway import biostore, bundle
 from gateway.biometrics import iso19794
 from gateway.biometrics.gallery import Gallery
 from protocol import cbor
+from protocol.errors import ProtocolError
 
 log = logging.getLogger("lockedge.usb")
 
@@ -303,14 +304,22 @@ def verify_receipt(data: bytes, gateway_pub: ed25519.Ed25519PublicKey) -> dict[i
     """The office's check of a receipt read back from the stick."""
     from cryptography.exceptions import InvalidSignature
 
-    v = cbor.decode(data)
+    # Every failure is a ValueError: a junk file named *.receipt on a stick
+    # was a ProtocolError here, which the office did not expect (a traceback).
+    try:
+        v = cbor.decode(data)
+    except ProtocolError as e:
+        raise ValueError(f"not a lockedge receipt ({e.reason})") from None
     if not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, bytes) for x in v):
         raise ValueError("not a lockedge receipt")
     try:
         gateway_pub.verify(v[1], cbor.encode([RECEIPT_LABEL, v[0]]))
     except InvalidSignature:
         raise ValueError("receipt signature does not verify") from None
-    body = cbor.decode(v[0])
+    try:
+        body = cbor.decode(v[0])
+    except ProtocolError as e:  # signed by the gateway, so its own bug; still a clear error
+        raise ValueError(f"receipt body unreadable ({e.reason})") from None
     if not isinstance(body, dict):
         raise ValueError("not a lockedge receipt")
     return body

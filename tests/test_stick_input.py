@@ -229,3 +229,75 @@ def test_a_bundle_for_another_site_is_refused_even_signed_and_addressed_to_us(
         cbor.encode([prot2, ct, rig.office.signer.sign(bundle._sig_input(prot2, ct))])
     )
     assert [r.result for r in rig.insert_and_import()] == ["wrong-recipient"]
+
+
+def test_a_junk_receipt_on_a_returned_stick_is_a_clear_error_for_the_office(tmp_path: Path) -> None:
+    """Written from the mutation run: verify_receipt raised ProtocolError on
+    junk CBOR, which the office (catching ValueError) let through as a
+    traceback. Every truncation, flipped byte and junk file is a ValueError,
+    and the office's read_receipts skips them."""
+    import random
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from gateway.usb_import import verify_receipt
+    from protocol import cbor
+    from simulators.office import Office
+
+    signer = ed25519.Ed25519PrivateKey.generate()
+    body = cbor.encode({1: "00" * 16, 3: "imported"})
+    good = cbor.encode([body, signer.sign(cbor.encode(["LKBReceipt1", body]))])
+    assert verify_receipt(good, signer.public_key())[3] == "imported"
+    rng = random.Random(21)
+    bad = [good[:i] for i in range(len(good))]
+    bad += [good[:i] + bytes([good[i] ^ 0x40]) + good[i + 1 :] for i in range(len(good))]
+    bad += [rng.randbytes(rng.randrange(1, 200)) for _ in range(500)]
+    bad.append(cbor.encode([cbor.encode([1]), signer.sign(cbor.encode(["LKBReceipt1", cbor.encode([1])]))]))
+    junk_body = b"\xff\xff"
+    bad.append(cbor.encode([junk_body, signer.sign(cbor.encode(["LKBReceipt1", junk_body]))]))
+    for data in bad:
+        with pytest.raises(ValueError):
+            verify_receipt(data, signer.public_key())
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    for i, data in enumerate(bad[:50]):
+        (stick / f"x{i}.lkb.receipt").write_bytes(data)
+    (stick / "ok.lkb.receipt").write_bytes(good)
+    office = Office(tmp_path / "office", "site-7")
+    assert office.read_receipts(stick, signer.public_key()) == {"00" * 16: "imported"}
+
+
+def test_the_mount_point_is_found_by_the_sticks_serial_only(tmp_path: Path) -> None:
+    from gateway.usb_import import Stick, mount_point
+
+    by_id, dev = tmp_path / "by-id", tmp_path / "dev"
+    by_id.mkdir()
+    dev.mkdir()
+    (dev / "sdz1").write_text("")
+    (dev / "sdy1").write_text("")
+    (by_id / "usb-SanDisk_Cruzer_PROV-0001-0:0-part1").symlink_to(dev / "sdz1")
+    (by_id / "usb-SanDisk_Cruzer_PROV-00012-0:0-part1").symlink_to(dev / "sdy1")
+    (by_id / "ata-Disk_PROV-0001-part1").symlink_to(dev / "sdy1")  # not USB
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        f"proc /proc proc rw 0 0\n{dev / 'sdy1'} /media/other vfat rw 0 0\n"
+        f"{dev / 'sdz1'} /media/prov\\040stick vfat ro,nosuid 0 0\nshort\n"
+    )
+    stick = Stick(0x0781, 0x5567, "PROV-0001")
+    assert mount_point(stick, by_id, mounts) == Path("/media/prov stick")
+    assert mount_point(Stick(0x0781, 0x5567, "PROV-0002"), by_id, mounts) is None
+    assert mount_point(stick, tmp_path / "no-by-id", mounts) is None
+    assert mount_point(stick, by_id, tmp_path / "no-mounts") is None
+    mounts.write_text(f"{dev / 'sdy1'} /media/other vfat rw 0 0\n")
+    assert mount_point(stick, by_id, mounts) is None  # plugged in, not mounted yet
+
+
+def test_what_a_cli_is_shown_of_an_import_names_no_person() -> None:
+    from gateway.usb_import import Report
+
+    r = Report("b.lkb", "imported", "ab" * 8, {"added": 2}, ["add p-1", "del p-2"], "ok")
+    assert r.as_dict() == {"file": "b.lkb", "result": "imported", "message": "ok", "counts": {"added": 2}}
+    counts = r.as_dict()["counts"]
+    assert isinstance(counts, dict)
+    counts["added"] = 9  # a copy: the report is not changed through it
+    assert r.counts == {"added": 2}
