@@ -98,3 +98,102 @@ def test_a_full_lock_queue_is_answered_busy_and_not_remembered() -> None:
     assert isinstance(busy, Answer) and (busy.cmd_id, busy.status) == ("c3", "busy")
     r.from_lock("L1", ack("L1", "c0"), NOW + 1)  # room again: the same id may be retried
     assert r.from_cloud("L1", cmd("L1", "c3", NOW + 30, 5), NOW + 1) == []
+
+
+def _raw_cmd(lock: str, body: object, typ: str = "cmd", rcpt: str | None = None) -> bytes:
+    return envelope.seal(keys.derive(ROOT, keys.CMD, lock), typ, "cloud", 9, NOW, body, rcpt or lock)
+
+
+def test_each_malformed_command_is_refused_with_its_exact_reason() -> None:
+    """Written from the mutation run: the refusals were checked by type, so a
+    changed reason code or an unchecked bound passed."""
+    r = CommandRelay({"L1"})
+    deep = {1: "unlock", 2: "c", 3: NOW + 9, 4: [[[["x"]]]]}
+    cases = [
+        (
+            _raw_cmd("L1", {1: "unlock", 2: "c", 3: NOW + 9}, typ="bl"),
+            "invalid-field: not a command envelope",
+        ),
+        (
+            _raw_cmd("L1", {1: "unlock", 2: "c", 3: NOW + 9}, rcpt="L2"),
+            "invalid-field: command addressed to another lock",
+        ),
+        (_raw_cmd("L1", [1, 2]), "malformed: command body is not a map"),
+        (_raw_cmd("L1", {1: "unlock", 3: NOW + 9}), "invalid-field: command id missing"),
+        (_raw_cmd("L1", {1: "unlock", 2: "", 3: NOW + 9}), "invalid-field: command id missing"),
+        (_raw_cmd("L1", {1: "unlock", 2: "c" * 41, 3: NOW + 9}), "invalid-field: command id missing"),
+        (_raw_cmd("L1", {1: "unlock", 2: 7, 3: NOW + 9}), "invalid-field: command id missing"),
+        (_raw_cmd("L1", {1: "unlock", 2: "c", 3: 0}), "invalid-field: command deadline missing"),
+        (_raw_cmd("L1", {1: "unlock", 2: "c", 3: True}), "invalid-field: command deadline missing"),
+        (_raw_cmd("L1", {1: "unlock", 2: "c", 3: "soon"}), "invalid-field: command deadline missing"),
+    ]
+    for data, why in cases:
+        assert r.from_cloud("L1", data, NOW) == [Refused("L1", "bad command: " + why)], why
+    got = r.from_cloud("L1", _raw_cmd("L1", deep), NOW)
+    assert len(got) == 1 and isinstance(got[0], Refused) and got[0].reason.startswith("bad command: too-deep")
+    assert r.from_cloud("L9", cmd("L9", "c", NOW + 9), NOW) == [Refused("L9", "unknown lock")]
+    assert r.locks.get("L1") is None or not r.locks["L1"].queue  # nothing was queued
+
+
+def test_command_bounds_at_their_edges() -> None:
+    r = CommandRelay({"L1"})
+    one = _raw_cmd("L1", {1: "unlock", 2: "c", 3: NOW + 9})
+    forty = _raw_cmd("L1", {1: "unlock", 2: "c" * 40, 3: NOW + 9})
+    assert r.from_cloud("L1", one, NOW) == [ToLock("L1", one, NOW + 9)]
+    assert r.from_cloud("L1", forty, NOW) == []  # accepted, queued behind the first
+    # A deadline of 1 is a deadline (long past): answered expired, not refused.
+    past = _raw_cmd("L1", {1: "unlock", 2: "p", 3: 1})
+    assert r.from_cloud("L1", past, NOW) == [Answer("L1", "p", "expired", "deadline passed before relay")]
+    # At the deadline itself the command is late.
+    at = cmd("L1", "at", NOW)
+    assert r.from_cloud("L1", at, NOW) == [Answer("L1", "at", "expired", "deadline passed before relay")]
+    assert r.from_cloud("L1", at, NOW) == [
+        Answer("L1", "at", "expired", "deadline passed before relay")
+    ]  # remembered
+
+
+def test_each_malformed_ack_is_refused_with_its_exact_reason() -> None:
+    r = CommandRelay({"L1"})
+    r.from_cloud("L1", cmd("L1", "c1", NOW + 30), NOW)
+    k = keys.derive(ROOT, keys.UPLINK, "L1")
+    cases = [
+        (
+            envelope.seal(k, "evt", "L1", 1, NOW, {1: "c1", 2: "done"}),
+            "invalid-field: not an ack from this lock",
+        ),
+        (
+            envelope.seal(k, "ack", "L2", 1, NOW, {1: "c1", 2: "done"}),
+            "invalid-field: not an ack from this lock",
+        ),
+        (envelope.seal(k, "ack", "L1", 1, NOW, [1]), "malformed: ack body is not {1: command id, 2: status}"),
+        (
+            envelope.seal(k, "ack", "L1", 1, NOW, {2: "done"}),
+            "malformed: ack body is not {1: command id, 2: status}",
+        ),
+        (
+            envelope.seal(k, "ack", "L1", 1, NOW, {1: "c1"}),
+            "malformed: ack body is not {1: command id, 2: status}",
+        ),
+        (
+            envelope.seal(k, "ack", "L1", 1, NOW, {1: "c1", 2: 5}),
+            "malformed: ack body is not {1: command id, 2: status}",
+        ),
+    ]
+    for data, why in cases:
+        assert r.from_lock("L1", data, NOW) == [Refused("L1", "bad ack: " + why)], why
+    assert r.from_lock("L9", ack("L9", "c1"), NOW) == [Refused("L9", "unknown lock")]
+    assert r.locks["L1"].inflight is not None  # still waiting for the real ack
+    assert r.from_lock("L1", ack("L1", "never"), NOW) == [
+        Refused("L1", "ack for a command this gateway did not relay")
+    ]
+
+
+def test_answers_are_remembered_up_to_the_limit_oldest_first_out() -> None:
+    r = CommandRelay({"L1"}, remember=3)
+    for i in range(4):
+        r.from_cloud("L1", cmd("L1", f"x{i}", NOW - 1, seq=i + 1), NOW)  # each answered "expired"
+    assert list(r.locks["L1"].done) == ["x1", "x2", "x3"]  # the limit held, the oldest went
+    again = r.from_cloud("L1", cmd("L1", "x1", NOW - 1, seq=9), NOW)  # a repeat: the same answer
+    assert again == [Answer("L1", "x1", "expired", "deadline passed before relay")]
+    r.from_cloud("L1", cmd("L1", "x4", NOW - 1, seq=10), NOW)
+    assert list(r.locks["L1"].done) == ["x2", "x3", "x4"]  # first in, first out; a repeat does not refresh

@@ -96,3 +96,46 @@ def test_power_cut_between_module_and_table_leaves_no_wrong_name():
     assert core.finger(fp, NOW, 1) == "no-match"  # an unnamed page never opens
     assert core.load_entry(fp, E["add-p42"], NOW, 2)[0] == "ok"  # page 0 is reused
     assert core.finger(fp, NOW, 3) == "ok"
+
+
+def test_a_receipt_with_a_genuine_mac_and_bad_fields_is_refused_by_field():
+    # The MAC is checked first; a lock that wrote a bad field (a bug, not an
+    # attacker: the gateway cannot MAC) still gets an exact reason.
+    from protocol import envelope
+
+    k = bytes(range(32))
+    rk = seal.receipt_key(k)
+
+    def rc(body, typ="receipt", sender="lock-1"):
+        return envelope.seal(rk, typ, sender, 5, 0, body)
+
+    good = {1: bytes(16), 2: 0, 3: 100000, 4: "del-person", 5: "p" * 40, 6: "r" * 24}
+    r = seal.open_receipt(k, "lock-1", rc(good))
+    assert (r["seq"], r["idx"], r["person"], r["result"]) == (0, 100000, "p" * 40, "r" * 24)
+    top = dict(good)
+    top[2] = 2**63 - 1
+    assert seal.open_receipt(k, "lock-1", rc(top))["seq"] == 2**63 - 1
+    for field, value in (
+        (1, bytes(15)),
+        (1, "b" * 16),
+        (2, -1),
+        (2, 2**63),
+        (2, True),
+        (3, 100001),
+        (3, -1),
+        (4, "add-all"),
+        (5, "p" * 41),
+        (5, ""),
+        (6, "r" * 25),
+        (6, 7),
+    ):
+        bad = dict(good)
+        bad[field] = value
+        raises("invalid-field", seal.open_receipt, k, "lock-1", rc(bad))
+    raises("malformed", seal.open_receipt, k, "lock-1", rc(good, typ="ent-ack"))
+    raises("malformed", seal.open_receipt, k, "lock-1", rc(good, sender="lock-2"))
+    raises("malformed", seal.open_receipt, k, "lock-1", rc([1, 2]))
+    raises("malformed", seal.open_receipt, k, "lock-1", "not bytes")
+    raises("malformed", seal.open_receipt, k, "lock-1", bytes(seal.MAX_RECEIPT + 1))
+    assert len(rc(good)) <= seal.MAX_RECEIPT  # a receipt at the limit's side still opens
+    raises("bad-key", seal.receipt_key, k[:31])
