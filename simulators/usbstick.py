@@ -113,9 +113,15 @@ class SimBackend(usb.backend.IBackend):
 
     def ctrl_transfer(self, dev_handle: SimDevice, bmRequestType: int, bRequest: int, wValue: int,
                       wIndex: int, data: Any, timeout: int) -> int:  # fmt: skip
-        if bRequest != GET_DESCRIPTOR or (wValue >> 8) != STRING:
+        # As a device answers GET_DESCRIPTOR (USB 2.0 section 9.4.3): a standard,
+        # device-to-host request; string 0 (the language ids) with wIndex 0,
+        # other strings in a language the device offers. Anything else
+        # stalls, so a wrong request fails here as it would on a stick.
+        if bmRequestType != 0x80 or bRequest != GET_DESCRIPTOR or (wValue >> 8) != STRING:
             raise usb.core.USBError("request not supported by the simulated device")
         index = wValue & 0xFF
+        if (index == 0 and wIndex != 0) or (index != 0 and wIndex != 0x0409):
+            raise usb.core.USBError("no such language")
         if index == 0:
             payload = bytes((4, STRING)) + (0x0409).to_bytes(2, "little")  # English (US)
         else:

@@ -301,3 +301,19 @@ def test_what_a_cli_is_shown_of_an_import_names_no_person() -> None:
     assert isinstance(counts, dict)
     counts["added"] = 9  # a copy: the report is not changed through it
     assert r.counts == {"added": 2}
+
+
+def test_sticks_are_found_among_other_devices_with_their_serials() -> None:
+    """Written from the mutation run: a device that is not storage, listed
+    first, must not hide the sticks after it; a readable serial has no
+    error; the language-id request is the standard one (the simulated
+    device stalls on any other, as a stick does)."""
+    from gateway.usb_import import find_sticks
+    from simulators.usbstick import SimBackend, SimDevice
+
+    usb = SimBackend()
+    usb.insert(SimDevice(0x1D6B, 0x0002, "HUB-1", interface_class=0x09))  # a hub
+    usb.insert(SimDevice(0x0781, 0x5567, "PROV-0001", address=3))
+    usb.insert(SimDevice(0x0781, 0x5567, "PROV-0002", address=4))
+    got = [(s.vendor, s.product, s.serial, s.address, s.serial_error) for s in find_sticks(usb)]
+    assert got == [(0x0781, 0x5567, "PROV-0001", 3, ""), (0x0781, 0x5567, "PROV-0002", 4, "")]
