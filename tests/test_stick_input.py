@@ -317,3 +317,42 @@ def test_sticks_are_found_among_other_devices_with_their_serials() -> None:
     usb.insert(SimDevice(0x0781, 0x5567, "PROV-0002", address=4))
     got = [(s.vendor, s.product, s.serial, s.address, s.serial_error) for s in find_sticks(usb)]
     assert got == [(0x0781, 0x5567, "PROV-0001", 3, ""), (0x0781, 0x5567, "PROV-0002", 4, "")]
+
+
+def test_a_link_planted_between_removal_and_creation_is_not_followed(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stick is a block device its maker controls: a file can change under
+    the gateway between two calls. The receipt's temporary name is removed,
+    then created with O_EXCL | O_NOFOLLOW: a link that reappears in between
+    makes the create fail (no receipt, a log line), never a write through
+    it. Written from the mutation run (dropping both flags passed)."""
+    good = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW)
+    (rig.stick / "a.lkb").write_bytes(good.read_bytes())
+    target = tmp_path / "outside"
+    target.write_bytes(b"untouched")
+    real_unlink = os.unlink
+
+    def racing_unlink(path: object, *a: object, **kw: object) -> None:
+        real_unlink(path, *a, **kw)  # type: ignore[arg-type]
+        if str(path).endswith(".receipt.tmp"):
+            os.symlink(target, rig.stick / str(path))
+
+    monkeypatch.setattr(os, "unlink", racing_unlink)
+    (rig.stick / "a.lkb.receipt.tmp").write_bytes(b"old")
+    assert [r.result for r in rig.insert_and_import()] == ["imported"]
+    assert target.read_bytes() == b"untouched"
+    assert not (rig.stick / "a.lkb.receipt").exists()
+
+
+def test_the_receipt_says_exactly_what_was_imported(rig: Rig, tmp_path: Path) -> None:
+    from gateway.usb_import import verify_receipt
+
+    good = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW)
+    (rig.stick / "a.lkb").write_bytes(good.read_bytes())
+    [rep] = rig.insert_and_import(NOW + 5)
+    f = rig.stick / "a.lkb.receipt"
+    body = verify_receipt(f.read_bytes(), rig.gw_signer.public_key())
+    assert body == {1: rep.bundle_id, 2: "gw-1", 3: "imported", 4: rep.counts, 5: rep.operations, 6: NOW + 5,
+                    7: "a.lkb", 8: []}  # fmt: skip
+    assert not f.stat().st_mode & 0o022 and not f.is_symlink()  # nobody else may write it
