@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MPY_SOURCES = $(shell find protocol firmware -name '*.py' 2>/dev/null)
 
-.PHONY: all setup test demo lint typecheck mpy-check pytest bench soak vectors clean
+.PHONY: all setup test demo lint typecheck mpy-check pytest bench soak mutation vectors clean
 
 all: test
 
@@ -84,10 +84,25 @@ soak: setup
 		tests/shared/test_journal.py tests/test_on_micropython.py -k "journal or outbox or logframe or seqset or stick or fuzz or link"
 	$(PY) bench/outbox_soak.py --rounds 300
 
+# Mutation testing of the security core (docs/testing.md): mutmut over the
+# files in pyproject.toml's [tool.mutmut], against the tests that run in the
+# CPython process; then the score per file and every survivor, written to
+# docs/mutation-survivors.md. About an hour on two cores: not in `make test`
+# nor CI. MUTANTS="protocol.record*" re-runs only those (mutmut's names).
+$(VENV)/.mutation: $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[mutation]'
+	touch $@
+
+mutation: setup $(VENV)/.mutation
+	@[ -n "$(MUTANTS)" ] || rm -rf mutants
+	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) > mutants.log 2>&1 \
+		|| { tail -c 3000 mutants.log; exit 1; }
+	$(PY) tests/mutation_report.py
+
 # Regenerate tests/vectors/*.json from the CPython implementation. The
 # vectors are committed; regenerate only when the format changes on purpose.
 vectors: setup
 	$(PY) tests/vectors/generate.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info mutants mutants.log

@@ -23,6 +23,11 @@ settings.register_profile(
     "soak", max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=300, deadline=None)
+# `make mutation`: fewer cases, and the same ones every run, so whether a
+# mutant is killed does not depend on the draw.
+settings.register_profile(
+    "mutation", max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -1,0 +1,172 @@
+"""`make mutation`'s report (docs/testing.md): the mutation score per file of
+the security core, from mutmut's results in mutants/, and every mutant that
+survived, with the line it changed and, where the change cannot matter to a
+user, why (a class named in docs/testing.md). Writes docs/mutation-survivors.md
+and exits 1 if a file is below the goal.
+
+Reads mutmut 3.8's result files; the version is pinned in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 0.90
+KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+
+# The classes of surviving mutant that cannot change a decision, each with
+# its reason (docs/testing.md). Anything else is "open".
+LOG = re.compile(r"\blog\.(debug|info|warning|error|exception)\(")
+_CALL = re.compile(
+    r"(ProtocolError|FPError|ValueError|OfficeError|ConfigError|StoreError|_bad)\(\s*([A-Z_][A-Z_]*|\"[a-z-]+\")?"
+)
+
+
+_REASON_ARG = re.compile(r"^\s*([A-Z][A-Z_]+|\"[a-z-]+\"),")
+# Run once at import (module-level tables), before mutmut selects a mutant:
+# such mutants never run under test. What they build is checked directly
+# (tests/test_passcode_independent.py for the pass-code table).
+IMPORT_TIME = {("protocol/passcode.py", "x__build_profiles")}
+# Mutants checked by hand and equivalent (same behaviour for every input),
+# keyed by (file, function, the mutated line); each with its reason.
+EQUIVALENT = {
+    ("protocol/record.py", "x_batch_from_encoded", "size = len(p)"): (
+        "the buffer is presized for speed; a short one is grown by the slice assignments, same bytes"
+    ),
+    ("protocol/passcode.py", "x_b32decode", "v = _B32.rfind(ch)"): (
+        "the alphabet has 32 distinct characters: find and rfind agree"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁfinger", "hit = fp.search(1, 0, )"): (
+        "the module's search covers 200 pages by default, the lock's capacity"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁload_entry", "fp.delete(p, )"): "delete's count defaults to 1",
+    (
+        "protocol/seal.py",
+        "x_open_receipt",
+        "if not isinstance(data, (bytes, bytearray)) or len(data) >= MAX_RECEIPT:",
+    ): ("a genuine receipt is under 200 bytes; at exactly 512 both refuse it as malformed"),
+}
+
+
+def classify(path: str, func: str, before: str, after: str) -> tuple[str, str]:
+    """A class from docs/testing.md, or "open"."""
+    if (path, func) in IMPORT_TIME:
+        return (
+            "import-time",
+            "runs once at import, before a mutant is selected; its output is tested directly",
+        )
+    key = (path, func, after.strip())
+    if key in EQUIVALENT:
+        return "equivalent", EQUIVALENT[key]
+    if func.endswith("__repr__"):
+        return "repr", "a repr's text (kept free of secrets by its own test); no decision reads it"
+    b, a = _CALL.search(before), _CALL.search(after)
+    if b and a and b.group(2) and a.group(2) == b.group(2):
+        # Same exception, same reason code: only the message for humans moved
+        # (a changed string, None, a dropped argument, a broken % format).
+        return (
+            "message",
+            "the human-readable message of a refusal; tests assert the reason code, unchanged here",
+        )
+    if b and a and b.group(1) == "ValueError" == a.group(1):
+        return "message", "a ValueError's text; its callers branch on the type (the office: not a receipt)"
+    if b and a and b.group(1) == "_bad" == a.group(1):
+        return (
+            "message",
+            "the message of record.py's one refusal (its reason is fixed); tests assert the reason",
+        )
+    rb, ra = _REASON_ARG.match(before), _REASON_ARG.match(after)
+    if rb and ra and rb.group(1) == ra.group(1):
+        return "message", "the message line of a refusal split over lines; the reason code is unchanged"
+    if LOG.search(before) and LOG.search(after):
+        return "log", "a log line's text or level; no decision reads it"
+    return "open", "no test tells it apart yet"
+
+
+def _changed_lines(diff: str) -> tuple[str, str]:
+    minus = [ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+    plus = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    return " / ".join(s.strip() for s in minus), " / ".join(s.strip() for s in plus)
+
+
+def main() -> int:
+    # Installed by `make mutation` only (not by `make test`, which type-checks this file).
+    from mutmut.mutation.diff_apply import get_diff_for_mutant  # type: ignore[import-not-found,unused-ignore]
+    from mutmut.stats import status_by_exit_code  # type: ignore[import-not-found,unused-ignore]
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    rows, survivors, low = [], [], []
+    for f in cfg["only_mutate"]:
+        meta = ROOT / "mutants" / (f + ".meta")
+        if not meta.exists():
+            print(f"{f}: no results (run `make mutation`)")
+            low.append(f)
+            continue
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        st = Counter(status_by_exit_code[v] for v in codes.values())
+        counted = sum(st.values()) - st["skipped"] - st["not checked"]
+        killed = sum(st[s] for s in KILLED)
+        harmless = 0
+        for name, code in sorted(codes.items()):
+            status = status_by_exit_code[code]
+            if status in KILLED or status in ("skipped", "not checked"):
+                continue
+            try:
+                before, after = _changed_lines(get_diff_for_mutant(name, path=Path(f)))
+            except Exception as e:  # a diff mutmut cannot rebuild is listed, not hidden
+                before, after = f"(no diff: {type(e).__name__})", ""
+            cls, why = classify(f, name.split("__mutmut_")[0].split(".")[-1], before, after)
+            harmless += cls != "open"
+            survivors.append(
+                (f, name.split("__mutmut_")[0].split(".")[-1], name, status, cls, why, before, after)
+            )
+        score = killed / counted if counted else 0.0
+        with_harmless = (killed + harmless) / counted if counted else 0.0
+        rows.append(
+            (f, counted, killed, st["survived"], st["no tests"], score, with_harmless, st["not checked"])
+        )
+        if with_harmless < GOAL:
+            low.append(f)
+    head = (
+        f"{'file':<26}{'mutants':>8}{'killed':>8}{'survived':>9}{'no test':>8}{'score':>8}{'+harmless':>10}"
+    )
+    print(head + f"{'unrun':>7}")
+    for f, n, k, s, nt, sc, wh, un in rows:
+        print(f"{f:<26}{n:>8}{k:>8}{s:>9}{nt:>8}{sc * 100:7.1f}%{wh * 100:9.1f}%{un:>7}")
+    total = sum(r[1] for r in rows)
+    killed_all = sum(r[2] for r in rows)
+    print(f"{'all':<26}{total:>8}{killed_all:>8}{sum(r[3] for r in rows):>9}{sum(r[4] for r in rows):>8}"
+          f"{killed_all / max(total, 1) * 100:7.1f}%")  # fmt: skip
+    unrun = sum(r[7] for r in rows)
+    if unrun:
+        print(f"{unrun} mutants not run yet (an interrupted run: `make mutation` resumes it)")
+    out = [
+        "# Surviving mutants",
+        "",
+        "Written by `make mutation` (tests/mutation_report.py) from the results in mutants/;",
+        "a file with no results there is not listed. See docs/testing.md for the classes and",
+        "the runs; `open` means no test tells the mutant apart from the code yet.",
+        "",
+        "| file | function | mutant | status | class | changed from | to |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f, fn, name, status, cls, _why, before, after in survivors:
+        was, now = (x.replace("|", "\\|")[:120] for x in (before, after))
+        n = name.rsplit("_", 1)[-1]
+        out.append(f"| {f} | {fn} | {n} | {status} | {cls} | `{was}` | `{now}` |")
+    (ROOT / "docs" / "mutation-survivors.md").write_text("\n".join(out) + "\n")
+    print(f"{len(survivors)} survivors listed in docs/mutation-survivors.md; goal {GOAL:.0%} per file")
+    if low:
+        print("below the goal: " + ", ".join(low))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
