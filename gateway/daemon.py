@@ -331,9 +331,9 @@ class Gateway:
             elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "cmd":
                 self._perform(self.relay.from_cloud(parts[3], item.payload, self.clock()))
             elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "bl":
-                self._lock_blacklist(parts[3], item.payload)
+                self._cloud_to_lock(parts[3], "bl", item.payload)
             elif item.link == "cloud" and len(parts) == 5 and parts[2] == "lock" and parts[4] == "time":
-                self._lock_time(parts[3], item.payload)
+                self._cloud_to_lock(parts[3], "time", item.payload, qos=0)
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "bl":
                 self._gate_blacklist(item.payload)
             elif item.link == "cloud" and len(parts) == 5 and parts[4] == "auth":
@@ -510,27 +510,19 @@ class Gateway:
         else:
             fut.set_result({"ok": False, "error": f"unknown request {str(op)[:40]!r}"})
 
-    def _lock_blacklist(self, lock: str, payload: bytes) -> None:
-        # End to end like a command: MACed with the lock's cmd key, which the
-        # gateway does not hold; it checks only that the envelope is for
-        # this lock, then relays it unchanged.
+    def _cloud_to_lock(self, lock: str, leaf: str, payload: bytes, qos: int = 1) -> None:
+        """Relay the cloud's envelope for one lock unchanged: a blacklist update
+        (`bl`) or the answer to its time request (`time`). Both are MACed with
+        the lock's cmd key, which the gateway does not hold; it checks only
+        that the envelope is the cloud's, of that type, for this lock. Time
+        goes at QoS 0: a lock that went offline meanwhile never gets it late
+        (it would refuse it as late anyway)."""
         env = envelope.parse(payload)
         if lock not in self.lock_keys:
-            raise ProtocolError(errors.UNKNOWN_SENDER, "blacklist for a lock this gateway does not serve")
-        if env.type != "bl" or env.sender != "cloud" or env.rcpt != lock:
-            raise ProtocolError(errors.MALFORMED, "not a blacklist update for this lock")
-        self.local.publish(f"lock/{lock}/bl", payload)
-
-    def _lock_time(self, lock: str, payload: bytes) -> None:
-        # The cloud's signed answer to a lock's time request (the lock's cmd
-        # key): relayed unchanged, at QoS 0 so a lock that went offline meanwhile
-        # never gets it late (it would refuse it as late anyway).
-        env = envelope.parse(payload)
-        if lock not in self.lock_keys:
-            raise ProtocolError(errors.UNKNOWN_SENDER, "time for a lock this gateway does not serve")
-        if env.type != "time" or env.sender != "cloud" or env.rcpt != lock:
-            raise ProtocolError(errors.MALFORMED, "not the cloud's time for this lock")
-        self.local.publish(f"lock/{lock}/time", payload, qos=0)
+            raise ProtocolError(errors.UNKNOWN_SENDER, f"{leaf} for a lock this gateway does not serve")
+        if env.type != leaf or env.sender != "cloud" or env.rcpt != lock:
+            raise ProtocolError(errors.MALFORMED, f"not the cloud's {leaf} for this lock")
+        self.local.publish(f"lock/{lock}/{leaf}", payload, qos=qos)
 
     def _gate_blacklist(self, payload: bytes) -> None:
         env = self.cloud_rx.open(payload)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,24 +126,15 @@ def test_1000_records_made_while_the_broker_is_down_all_arrive_once(rig: tuple[S
     wait_for(lambda: app.journal.backlog() == 0, timeout=30, what="acked back to the lock")
 
 
-def test_sim_lock_cli_is_scriptable(tmp_path: Path) -> None:
-    """`lockedge sim lock` driven from a script, with no broker reachable:
-    the lock still decides offline and journals; power cut and boot keep it."""
+def _sim_lock_script(tmp_path: Path, port: int, script: str) -> dict[str, Any]:
+    """`lockedge sim lock L1` driven by a script on stdin (root.key and pw in
+    tmp_path); its last status line."""
     import json
     import subprocess
     import sys
 
-    from gateway.config import write_secret
-    from simulators.broker import free_port
-
-    root = bytes(range(32))
-    write_secret(tmp_path / "root.key", root)
-    write_secret(tmp_path / "pw", b"x")
-    now = int(time.time())
-    code = CodeIssuer(lambda t: keys.derive(root, keys.CODE, t)).issue("L1", pc.WINDOW, now, now + 3600, now)
-    script = f"code {code.keypad}\nwait 0.5\nexit\nwait 0.3\npower-cut\nboot\nwait 0.3\nstatus\nquit\n"
     cmd = [sys.executable, "-m", "gateway.cli", "sim", "lock", "--id", "L1"]
-    cmd += ["--broker", f"127.0.0.1:{free_port()}", "--flash", str(tmp_path / "flash")]
+    cmd += ["--broker", f"127.0.0.1:{port}", "--flash", str(tmp_path / "flash")]
     cmd += ["--root-key-file", str(tmp_path / "root.key"), "--password-file", str(tmp_path / "pw")]
     out = subprocess.run(
         cmd,
@@ -153,7 +145,24 @@ def test_sim_lock_cli_is_scriptable(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.returncode == 0, out.stderr
-    st = json.loads(out.stdout.strip().splitlines()[-1])
+    st: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return st
+
+
+def test_sim_lock_cli_is_scriptable(tmp_path: Path) -> None:
+    """`lockedge sim lock` driven from a script, with no broker reachable:
+    the lock still decides offline and journals; power cut and boot keep it."""
+
+    from gateway.config import write_secret
+    from simulators.broker import free_port
+
+    root = bytes(range(32))
+    write_secret(tmp_path / "root.key", root)
+    write_secret(tmp_path / "pw", b"x")
+    now = int(time.time())
+    code = CodeIssuer(lambda t: keys.derive(root, keys.CODE, t)).issue("L1", pc.WINDOW, now, now + 3600, now)
+    script = f"code {code.keypad}\nwait 0.5\nexit\nwait 0.3\npower-cut\nboot\nwait 0.3\nstatus\nquit\n"
+    st = _sim_lock_script(tmp_path, free_port(), script)
     assert st["opened"] == 2 and st["backlog"] == 2 and st["running"] and not st["link"]
 
 
@@ -383,9 +392,6 @@ def test_a_stolen_lock_is_retired_and_its_keys_open_nothing(tmp_path: Path) -> N
 def test_a_sim_lock_with_bad_credentials_says_why_it_is_offline(tmp_path: Path) -> None:
     """Issue 20: with a wrong password the simulated lock stayed offline
     silently. Its status now says the broker refused it, and why."""
-    import json
-    import subprocess
-    import sys
 
     from gateway.config import write_secret
     from simulators.broker import local_mosquitto
@@ -393,17 +399,6 @@ def test_a_sim_lock_with_bad_credentials_says_why_it_is_offline(tmp_path: Path) 
     write_secret(tmp_path / "root.key", bytes(range(32)))
     write_secret(tmp_path / "pw", b"wrong")
     with local_mosquitto(tmp_path / "broker", {"L1": "right", "gateway": "gw"}) as broker:
-        cmd = [sys.executable, "-m", "gateway.cli", "sim", "lock", "--id", "L1"]
-        cmd += ["--broker", f"127.0.0.1:{broker.port}", "--flash", str(tmp_path / "flash")]
-        cmd += ["--root-key-file", str(tmp_path / "root.key"), "--password-file", str(tmp_path / "pw")]
-        out = subprocess.run(
-            cmd,
-            input="wait 1.5\nstatus\nquit\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-    assert out.returncode == 0, out.stderr
-    st = json.loads(out.stdout.strip().splitlines()[-1])
-    assert not st["link"] and "refused" in st["link_error"] and "authori" in st["link_error"].lower(), st
+        st = _sim_lock_script(tmp_path, broker.port, "wait 1.5\nstatus\nquit\n")
+    why = str(st["link_error"])
+    assert not st["link"] and "refused" in why and "authori" in why.lower(), st
