@@ -39,7 +39,7 @@ class Link:
         self.inflight = None  # (seqs, sent at mono) of the batch awaiting rec-ack
         self.now = None
         self.mono = 0
-        self.time_set = 0  # times the clock was set from the gateway
+        self.time_set = 0  # time messages taken (from the gateway or the cloud), a step or not
         self.last_error = ""  # why the link is down, for status and the fault report
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
