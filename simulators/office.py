@@ -153,7 +153,12 @@ class Office:
                 raise OfficeError("invalid-template", f"finger {pos}: {e}") from None
         pid = self.person_id(tenant)
         self.db["consent"][pid] = {"tenant": tenant, "at": now, "purpose": purpose, "scope": scope}
-        op = "replace" if pid in self.db["templates"] else "add"
+        # A person seen before is re-enrolled with "replace", which clears all
+        # their slots first: after a deletion that has not reached a door yet,
+        # an "add" would replace only the fingers taken again and leave the
+        # old ones able to open it.
+        seen = pid in self.db["templates"] or any(o["person"] == pid for o in self.db["ops"])
+        op = "replace" if seen else "add"
         self.db["templates"][pid] = {pos: tpl for pos, tpl in templates}
         self._new_op(self.db, op, pid, tenant, now)
         self._save()

@@ -650,3 +650,26 @@ def test_a_receipt_with_any_byte_changed_or_any_junk_is_refused_with_a_reason() 
         with pytest.raises(ProtocolError) as ex:
             seal.open_receipt(k, "lock-1", bad)
         assert ex.value.reason in reasons, (bad.hex(), ex.value.reason)
+
+
+def test_re_enrolling_after_an_undelivered_deletion_clears_the_old_fingers(rig: Rig, tmp_path: Path) -> None:
+    """A tenant deleted, then enrolled again with fewer fingers before the
+    deletion reached the door: the new enrolment is a replace, so a finger
+    that was not taken again cannot open the door."""
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(1, iso(0, 0)), (6, iso(10, 0))], "door", "door", NOW)
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW)
+    rig.insert_and_import()
+    core, _emu, fp = _lock(tmp_path, "lock-1")
+    for _b, _i, sealed in list(rig.store.state.pending["lock-1"]):
+        assert core.load_entry(fp, sealed, NOW, 1)[0] == "ok"
+    rig.office.delete_person("t-1", "moved out", NOW + 10)
+    rig.office.enrol(
+        "t-1", "ID-1001", "Ana Lima", [(1, iso(0, 1))], "door", "door", NOW + 20
+    )  # back, one finger
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW + 30)
+    rig.insert_and_import(NOW + 40)
+    ops = [o for o in rig.office.db["ops"] if not o.get("superseded")]
+    assert [o["op"] for o in ops] == ["replace"]
+    for _b, _i, sealed in list(rig.store.state.pending["lock-1"]):
+        core.load_entry(fp, sealed, NOW + 50, 2)
+    assert sorted(v[1] for v in core.slots.values()) == [1]  # finger 6 is gone
