@@ -59,13 +59,13 @@ def _cmd_gateway_check_config(args: argparse.Namespace) -> int:
     try:
         cfg = config.load(args.config)
         cfg.root_key()
-        cfg.lock_keys()
+        locks = cfg.lock_keys()
         cfg.cloud.check_secrets()
         cfg.local.check_secrets()
     except (config.ConfigError, OSError) as e:
         print(str(e), file=sys.stderr)
         return 1
-    print(f"{args.config}: ok (gateway {cfg.id}, site {cfg.site}, {len(cfg.lock_keys())} locks)")
+    print(f"{args.config}: ok (gateway {cfg.id}, site {cfg.site}, {len(locks)} locks)")
     return 0
 
 

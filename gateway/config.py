@@ -144,7 +144,7 @@ def load(path: Path) -> GatewayConfig:
     gate = None
     if f.gate is not None:
         gs = f.gate
-        gate = GateConfig(gs.id, gs.open_seconds, gs.held_open_limit_s, gs.pins.model_dump(),
+        gate = GateConfig(gs.id, gs.open_seconds, gs.held_open_limit_s, gs.pins.model_dump(exclude_none=True),
                           (base / gs.groups_file) if gs.groups_file else None, gs.keypad_group)  # fmt: skip
     bio = None
     if f.biometrics is not None:

@@ -54,13 +54,14 @@ class UploadSection(_Section):
 
 
 class PinsSection(_Section):
-    """BCM GPIO numbers on the Pi's header (0..27); defaults as in gateway/gate.py."""
+    """BCM GPIO numbers on the Pi's header (0..27). A pin left out takes
+    its default from gateway/gate.py's GatePins, the one place that has them."""
 
-    strike: int = Field(default=17, ge=0, le=27)
-    contact: int = Field(default=27, ge=0, le=27)
-    exit_button: int = Field(default=22, ge=0, le=27)
-    led: int = Field(default=23, ge=0, le=27)
-    buzzer: int = Field(default=24, ge=0, le=27)
+    strike: int | None = Field(default=None, ge=0, le=27)
+    contact: int | None = Field(default=None, ge=0, le=27)
+    exit_button: int | None = Field(default=None, ge=0, le=27)
+    led: int | None = Field(default=None, ge=0, le=27)
+    buzzer: int | None = Field(default=None, ge=0, le=27)
 
 
 class GateSection(_Section):
