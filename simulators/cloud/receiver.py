@@ -66,7 +66,6 @@ class CloudReceiver:
         self.acks: list[tuple[str, envelope.Envelope]] = []
         self.ack_times: dict[str, float] = {}  # command id -> perf_counter at arrival
         self.refused: list[str] = []
-        self.time_answers = 0
         self.receipts: list[tuple[str, bytes]] = []  # (lock, delivery receipt) forwarded by gateways
         self.statuses: dict[str, bytes] = {}
         self.events: list[tuple[str, object]] = []
@@ -223,8 +222,6 @@ class CloudReceiver:
         k = self.lock_key(lock, keys.CMD)
         now = int(self.clock())
         wire = envelope.seal(k, "time", "cloud", self._lock_seq(), now, {1: now, 2: request_seq}, lock)
-        with self.lock:
-            self.time_answers += 1
         self.client.publish(f"site/{self.site}/lock/{lock}/time", wire, qos=1)
 
     def send_blacklist(self, body: dict[int, Any], locks: list[str], gateways: list[str]) -> None:
