@@ -110,6 +110,25 @@ def test_blacklisting_mid_validity_revokes_issued_codes_and_refuses_new_ones(tmp
     assert visitor_id("c-1") == visitor_id("C-1 ")
 
 
+def test_every_invitation_token_can_be_typed_after_token_on_the_command_line(tmp_path: Path) -> None:
+    # CI once drew a token starting with '-' (1 in 64 with base64url); argparse
+    # read it as an option and the visitor could not accept the invitation.
+    import argparse
+
+    from simulators.cloud.cli import add_parser
+
+    b = _backend(tmp_path)
+    parser = argparse.ArgumentParser(prog="lockedge")
+    add_parser(parser.add_subparsers(dest="cmd"))
+    for _ in range(2000):
+        tok = b.invite("r-1", "Eve", "P-1", GATE, NOW, NOW + 3600)
+        assert not tok.startswith("-")
+        args = parser.parse_args(
+            ["cloud", "--db", "x", "--roots", "y", "accept", "--token", tok, "--name", "E", "--document", "P"]
+        )
+        assert args.token == tok
+
+
 def test_records_are_kept_once_and_gaps_show(tmp_path: Path) -> None:
     b = _backend(tmp_path)
     recs = [PassRecord("lock-7", s, NOW, "door-7", "code", "pc-1", True, "ok") for s in (1, 2, 4)]

@@ -138,7 +138,9 @@ class CloudBackend:
         self.policy = policy or VisitorPolicy()
         self.platform = platform
         self._lock = threading.Lock()
-        self._token = token or (lambda: secrets.token_urlsafe(12))
+        # Hex, not base64url: a token is typed after --token, and one that
+        # began with '-' (1 in 64 of base64url) reads to argparse as an option.
+        self._token = token or (lambda: secrets.token_hex(12))
 
     # -- invitation ----------------------------------------------------------------
 
