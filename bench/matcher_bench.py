@@ -35,13 +35,9 @@ from gateway.biometrics import gallery as gal  # noqa: E402
 from gateway.biometrics import iso19794, mcc  # noqa: E402
 from simulators import fingerprints as fpg  # noqa: E402
 from simulators.biometric_eval import eer, fnmr_at_fmr  # noqa: E402
+from simulators.peer_matchers import afis_bozorth3, afis_mcc, afis_minutiae  # noqa: E402
 
 SEED = 7
-
-
-def _afis_minutiae(m: np.ndarray) -> np.ndarray:
-    # afis arrays: x, y, theta (rad), kind (0 ending, 1 bifurcation), quality 0..1
-    return np.column_stack([m[:, 0], m[:, 1], m[:, 2], m[:, 3] - 1, m[:, 4] / 100.0])
 
 
 def ours_scores(feats: list[list[mcc.Features]]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +56,9 @@ def ours_scores(feats: list[list[mcc.Features]]) -> tuple[np.ndarray, np.ndarray
 
 
 def peer_scores(data: list[list[fpg.Impression]]) -> dict[str, tuple[np.ndarray, np.ndarray, list[float]]]:
-    from afis.algorithms import bozorth3  # test/bench-only dependency
-    from afis.algorithms import mcc as amcc
-
-    params = amcc.MCCParams()
-    mins = [[_afis_minutiae(im.minutiae) for im in row] for row in data]
-    cyl = [[amcc.build_cylinders(m, params, height=fpg.SENSOR_H) for m in row] for row in mins]
+    build, match = afis_mcc()
+    mins = [[afis_minutiae(im.minutiae) for im in row] for row in data]
+    cyl = [[build(m) for m in row] for row in mins]
 
     def run(f):  # type: ignore[no-untyped-def]
         gen, imp, t = [], [], []
@@ -82,12 +75,10 @@ def peer_scores(data: list[list[fpg.Impression]]) -> dict[str, tuple[np.ndarray,
         return np.array(gen, float), np.array(imp, float), t
 
     def m_mcc(r1: int, a: int, r2: int, b: int) -> float:
-        return float(amcc.match_cylinder_sets(cyl[r1][a], cyl[r2][b], params).score)
+        return match(cyl[r1][a], cyl[r2][b])
 
     def m_boz(r1: int, a: int, r2: int, b: int) -> float:
-        return float(
-            bozorth3.bozorth3_match(mins[r1][a], mins[r2][b], height_a=fpg.SENSOR_H, height_b=fpg.SENSOR_H)
-        )
+        return float(afis_bozorth3(mins[r1][a], mins[r2][b]))
 
     m_mcc(0, 0, 0, 1)  # numba compiles on first use when it is installed
     m_boz(0, 0, 0, 1)
