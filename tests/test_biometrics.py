@@ -193,6 +193,31 @@ def test_synthetic_generator_is_deterministic_and_realistic() -> None:
     assert 20 <= min(counts) and max(counts) <= 90
 
 
+def test_each_tier_distorts_as_documented_and_is_deterministic() -> None:
+    # The tier's drawn RMS per axis is the field's, over the master's
+    # minutiae, less its mean; two impressions then differ by about sqrt(2)
+    # times it after a rigid fit (hard: the 8-9 px of FVC2004-like data).
+    for name, t in fpg.TIERS.items():
+        per: list[float] = []
+        for f in range(12):
+            m = fpg.master(f, 5)
+            x, y = m.minutiae[:, 0], m.minutiae[:, 1]
+            rng = np.random.default_rng(f)
+            dx, dy = fpg._plastic(rng, t, x, y, fpg.WIDTH / 2, fpg.HEIGHT / 2)(x, y)
+            per.append(float(np.sqrt(((dx - dx.mean()) ** 2 + (dy - dy.mean()) ** 2).mean() / 2)))
+        lo, hi = t.distortion_px
+        assert all(lo - 1e-6 <= v <= hi + 1e-6 for v in per), (name, per)
+        a = fpg.tier_impression(fpg.master(3, 5), 1, 5, t).minutiae
+        assert np.array_equal(a, fpg.tier_impression(fpg.master(3, 5), 1, 5, t).minutiae)
+        assert not np.array_equal(a, fpg.tier_impression(fpg.master(3, 5), 2, 5, t).minutiae)
+        counts = [len(im.minutiae) for row in fpg.dataset(20, 1, 5, name) for im in row]
+        assert 12 <= min(counts) and max(counts) <= 90, (name, counts)
+        assert set(np.unique(a[:, 3])) <= {1.0, 2.0}
+        assert (
+            (a[:, 0] >= 8) & (a[:, 0] < fpg.SENSOR_W - 8) & (a[:, 1] >= 8) & (a[:, 1] < fpg.SENSOR_H - 8)
+        ).all()
+
+
 # -- index and gallery -------------------------------------------------------
 
 
