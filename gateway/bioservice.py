@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway import biostore, bundle, usb_import
+from gateway.biometrics.featurecache import FeatureCache
 from gateway.biometrics.gallery import Gallery
 from gateway.config import BiometricsConfig, read_secret, write_secret
 from gateway.outbox import Outbox
@@ -72,7 +73,11 @@ class BioService:
         # The gate's matcher; `matching=False` (a manual import) skips loading
         # it: feature extraction is about 9 ms a template.
         self.gallery = Gallery() if matching else None
-        self.store = biostore.BioStore(state_dir / "biometrics.enc", biostore.load_key(cfg.store_key_file))
+        store_key = biostore.load_key(cfg.store_key_file)
+        self.store = biostore.BioStore(state_dir / "biometrics.enc", store_key)
+        # The gallery's features, kept under the same key: a restart with
+        # 10,000 templates decides fingers in seconds, not minutes.
+        features = FeatureCache(state_dir / "gallery-features.enc", store_key) if matching else None
         issuers = {}
         for h in cfg.issuers:
             pub = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(h))
@@ -80,6 +85,7 @@ class BioService:
         self.importer = usb_import.Importer(
             gateway_id, site, self.store, self.gallery, bundle.RecipientKey(read_secret(cfg.bundle_key_file)),
             issuers, _signing_key(cfg.signing_key_file), audit=self._audit, progress=self._progress,
+            features=features,
         )  # fmt: skip
         self._seen: set[str] = set()  # serials imported while still inserted
         self._next_poll = 0.0

@@ -40,7 +40,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway import biostore, bundle
-from gateway.biometrics import iso19794
+from gateway.biometrics import featurecache, iso19794
+from gateway.biometrics.featurecache import FeatureCache
 from gateway.biometrics.gallery import Gallery
 from protocol import cbor
 from protocol.errors import ProtocolError
@@ -155,6 +156,7 @@ class Importer:
         audit: Callable[[Report], None] = lambda r: None,
         progress: Callable[[str, int, int], None] = lambda f, done, total: None,
         max_bytes: int = bundle.MAX_BUNDLE,
+        features: FeatureCache | None = None,
     ) -> None:
         self.gateway_id = gateway_id
         self.site = site
@@ -166,8 +168,9 @@ class Importer:
         self.audit = audit
         self.progress = progress
         self.max_bytes = max_bytes
+        self.features = features
         if gallery is not None:  # None: import only (the CLI, the benchmark); nothing to match against
-            load_gallery(gallery, store.state)
+            load_gallery(gallery, store.state, features)
 
     def import_dir(self, mount: Path, now: int) -> list[Report]:
         """Import every `*.lkb` on the stick mounted at `mount`. The stick is
@@ -270,6 +273,8 @@ class Importer:
                 apply_to_gallery(self.gallery, op)
             if i % 100 == 0 or i + 1 == total:
                 self.progress(name, i + 1, total)
+        if self.gallery is not None and self.features is not None:
+            save_features(self.gallery, self.store.state, self.features)
         log.info("bundle %s imported: %s", _shown(name), applied.counts)
         return Report(name, "imported", hdr.bundle_id.hex(), applied.counts, applied.results)
 
@@ -334,7 +339,29 @@ def apply_to_gallery(g: Gallery, op: bundle.Operation) -> None:
             g.enrol(f"{op.person}/{pos}", tpl)
 
 
-def load_gallery(g: Gallery, st: biostore.State) -> None:
+def load_gallery(g: Gallery, st: biostore.State, cache: FeatureCache | None = None) -> None:
+    """Enrol every stored template, taking its features from the cache
+    where it has them; the cache is then rewritten to hold exactly the
+    store's templates (new ones added, removed ones gone)."""
+    saved = cache.load() if cache is not None else {}
+    used = 0
     for person, fingers in st.persons.items():
         for pos, tpl in fingers.items():
-            g.enrol(f"{person}/{pos}", tpl)
+            f = saved.get(featurecache.digest(tpl))
+            used += f is not None
+            g.enrol(f"{person}/{pos}", f if f is not None else tpl)
+    if cache is not None and (used != st.templates() or len(saved) != used):
+        save_features(g, st, cache)
+
+
+def save_features(g: Gallery, st: biostore.State, cache: FeatureCache) -> None:
+    out = {}
+    for person, fingers in st.persons.items():
+        for pos, tpl in fingers.items():
+            kept = g.stored(f"{person}/{pos}")
+            if kept:
+                out[featurecache.digest(tpl)] = kept[0]
+    try:
+        cache.save(out)
+    except OSError as e:  # derived data: the next start rebuilds it
+        log.warning("gallery feature cache not saved: %s", e.strerror)

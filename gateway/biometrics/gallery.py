@@ -59,6 +59,17 @@ class _Store:
 
     WORDS = mcc.ND + 1  # the sections, then the mask
 
+    @staticmethod
+    def quantised(f: mcc.Features) -> mcc.Features:
+        """The features as the store keeps them (whole pixels, 256ths of a
+        turn): enrolling these again stores the same rows, so a gallery
+        rebuilt from its saved features (featurecache.py) is the gallery
+        built from the records, index included."""
+        xy = np.clip(np.rint(f.xy), -32768, 32767).astype(np.float32)
+        k = np.rint(f.theta * (256 / (2 * np.pi))).astype(np.int64) % 256
+        theta = (k * (2 * np.pi / 256)).astype(np.float32)
+        return mcc.Features(xy, theta, f.bits, f.mask, f.width, f.height)
+
     def __init__(self) -> None:
         self.words = np.zeros((0, self.WORDS, 7), np.uint8)
         self.xy = np.zeros((0, 2), np.int16)
@@ -156,6 +167,7 @@ class Gallery:
 
     def enrol(self, ref: str, template: bytes | mcc.Features) -> int:
         f = features_of(template) if isinstance(template, (bytes, bytearray)) else template
+        f = _Store.quantised(f)
         with self._lock:
             tid = self._store.add(f)
             self._refs.append(ref)
@@ -173,6 +185,22 @@ class Gallery:
                 self._store.forget(tids)
                 self._index.remove(set(tids))
         return len(tids)
+
+    def stored(self, ref: str) -> list[mcc.Features]:
+        """The features kept for `ref`, as enrolled (quantised)."""
+        out = []
+        with self._lock:
+            for t in self._by_ref.get(ref, []):
+                b = self._store.take(np.array([t]))
+                n = int(b.count[0])
+                w, h = (int(v) for v in b.size[0])
+                out.append(mcc.Features(b.xy[0, :n].copy(), b.theta[0, :n].copy(), b.bits[0, :n].copy(),
+                                        b.mask[0, :n].copy(), w, h))  # fmt: skip
+        return out
+
+    def refs(self) -> list[str]:
+        with self._lock:
+            return list(self._by_ref)
 
     def refs_of(self, person: str) -> list[str]:
         """The references enrolled for a person ("person/finger")."""
