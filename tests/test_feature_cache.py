@@ -33,7 +33,7 @@ def _state(n: int) -> biostore.State:
 
 
 def _decisions(g: Gallery, n: int) -> list[tuple[str | None, float]]:
-    out = []
+    out: list[tuple[str | None, float]] = []
     for f in range(n + 3):  # mates, and three strangers
         m = g.identify(_rec(f, 1))
         out.append((m.ref, round(m.score, 6)) if m is not None else (None, 0.0))
@@ -64,7 +64,12 @@ def test_a_gallery_from_the_cache_is_the_gallery_from_the_records(
     assert len(cache.load()) == 12
     extracted: list[int] = []
     real = gallery.features_of
-    monkeypatch.setattr(gallery, "features_of", lambda r: extracted.append(1) or real(r))
+
+    def counted(r: bytes) -> mcc.Features:
+        extracted.append(1)
+        return real(r)
+
+    monkeypatch.setattr(gallery, "features_of", counted)
     again = Gallery()
     load_gallery(again, st, cache)
     assert extracted == []  # every template's features came from the cache
