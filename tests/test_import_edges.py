@@ -1,0 +1,121 @@
+"""The importer's limits at their edges, and its reading of a stick that
+answers in short reads or changes under it (gateway/usb_import.py). The
+mutation run found each of these unpinned: a limit one off, a read loop
+that stopped a byte early, a progress report that skipped, a receipt that
+lost its per-operation results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway import usb_import
+from gateway.usb_import import MAX_FILES, MAX_NAME, Importer
+from simulators.office import Office, Tenant
+from tests.test_bundles import NOW, SITE, Rig, iso
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    (tmp_path / "gw").mkdir()
+    return Rig(tmp_path)
+
+
+def _bundle(rig: Rig) -> Path:
+    rig.enrol_all()
+    return rig.office.export(rig.stick, rig.key.public_blob(), NOW)
+
+
+def _importer(rig: Rig, max_bytes: int) -> Importer:
+    return Importer("gw-1", SITE, rig.store, None, rig.key,
+                    {usb_import.bundle.signer_id(rig.office.public_key()): rig.office.public_key()},
+                    rig.gw_signer, max_bytes=max_bytes)  # fmt: skip
+
+
+def test_a_name_of_the_longest_length_is_read_and_one_longer_is_not(rig: Rig) -> None:
+    b = _bundle(rig)
+    longest = rig.stick / ("n" * (MAX_NAME - 4) + ".lkb")
+    b.rename(longest)
+    [rep] = rig.importer.import_dir(rig.stick, NOW)
+    assert (rep.result, rep.file) == ("imported", longest.name)
+    longest.rename(rig.stick / ("n" * (MAX_NAME - 3) + ".lkb"))
+    [rep] = rig.importer.import_dir(rig.stick, NOW)
+    assert rep.result == "malformed" and "name" in rep.message
+    (rig.stick / ("n" * (MAX_NAME - 3) + ".lkb")).rename(rig.stick / "bell\x07.lkb")
+    [rep] = rig.importer.import_dir(rig.stick, NOW)
+    assert rep.result == "malformed" and "name" in rep.message
+
+
+def test_a_bundle_of_exactly_the_size_limit_is_read_and_one_byte_over_is_not(rig: Rig) -> None:
+    b = _bundle(rig)
+    size = b.stat().st_size
+    assert _importer(rig, size - 1).import_file(b, NOW).result == "too-large"
+    rep = _importer(rig, size).import_file(b, NOW)
+    assert rep.result == "imported" and rep.operations == ["ok"] * 3  # one result per operation
+
+
+def test_short_reads_are_joined_whole(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A USB stick may answer a read with fewer bytes than asked.
+    b = _bundle(rig)
+    real = os.read
+    monkeypatch.setattr(usb_import.os, "read", lambda fd, n: real(fd, min(n, 333)))
+    assert _importer(rig, b.stat().st_size).import_file(b, NOW).result == "imported"
+
+
+def test_a_file_that_grows_after_its_size_was_read_is_refused(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fstat said small; the content read is larger: the read stops one byte
+    # past the limit and refuses, however the file's size was reported.
+    b = _bundle(rig)
+    size = b.stat().st_size
+    real = os.fstat
+
+    def small(fd: int) -> os.stat_result:
+        st = real(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
+                               int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))  # fmt: skip
+
+    monkeypatch.setattr(usb_import.os, "fstat", small)
+    # And a stingy stick: a byte short of what is asked, down to single bytes.
+    real_read = os.read
+    monkeypatch.setattr(usb_import.os, "read", lambda fd, n: real_read(fd, max(1, min(n, 4096) - 1)))
+    rep = _importer(rig, size - 1).import_file(b, NOW)
+    assert (rep.result, rep.message) == ("too-large", "too-large: grew while read")
+    assert _importer(rig, size).import_file(b, NOW).result == "imported"
+
+
+def test_the_folder_of_one_bundle_is_opened_once_and_the_bundle_time_is_used(rig: Rig) -> None:
+    b = _bundle(rig)
+    assert rig.importer.import_file(b, NOW + 10 * 365 * 86400).result == "expired"
+    assert rig.importer.import_file(rig.stick / "absent.lkb", NOW).result == "unreadable"
+    assert rig.importer.import_file(rig.stick / "nowhere" / "b.lkb", NOW).result == "unreadable"
+
+
+def test_the_files_considered_per_stick_stop_at_the_cap(rig: Rig) -> None:
+    for k in range(MAX_FILES):
+        (rig.stick / f"junk-{k:03d}.lkb").write_bytes(b"\x00junk")
+    reps = rig.importer.import_dir(rig.stick, NOW)
+    assert len(reps) == MAX_FILES and {r.result for r in reps} == {"malformed"}
+    (rig.stick / "junk-999.lkb").write_bytes(b"\x00junk")
+    reps = rig.importer.import_dir(rig.stick, NOW)
+    assert len(reps) == MAX_FILES + 1 and (reps[-1].file, reps[-1].result) == ("1 more", "too-many")
+
+
+def test_progress_is_reported_at_the_first_every_hundredth_and_the_last(tmp_path: Path) -> None:
+    (tmp_path / "gw").mkdir()
+    rig = Rig(tmp_path)
+    office = Office(tmp_path / "office-big", SITE, {})  # no locks: gate operations only
+    rig.office = office
+    rig.importer.issuers = {usb_import.bundle.signer_id(office.public_key()): office.public_key()}
+    for k in range(102):
+        office.add_tenant(Tenant(f"t-{k}", f"Person {k}", f"ID-{k}", ""))
+        office.enrol(f"t-{k}", f"ID-{k}", f"Person {k}", [(1, iso(k, 0))], "door access", "gate", NOW)
+    b = office.export(rig.stick, rig.key.public_blob(), NOW)
+    [rep] = rig.importer.import_dir(rig.stick, NOW)
+    assert rep.result == "imported" and rep.counts["added"] == 102
+    assert [(d, t) for f, d, t in rig.progress if f == b.name] == [(1, 102), (101, 102), (102, 102)]
+    shutil.rmtree(rig.stick)
