@@ -24,10 +24,12 @@ KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 # its reason (docs/testing.md). Anything else is "open".
 LOG = re.compile(r"\blog\.(debug|info|warning|error|exception)\(")
 _CALL = re.compile(
-    r"(ProtocolError|FPError|ValueError|OfficeError|ConfigError|StoreError|_bad)\(\s*([A-Z_][A-Z_]*|\"[a-z-]+\")?"
+    r"(ProtocolError|FPError|ValueError|OfficeError|ConfigError|StoreError|BundleError|_bad)\(\s*([A-Z_][A-Z_]*|\"[a-z-]+\")?"
 )
 
 
+# The importer's report of a refused file: Report(file, reason, message=...).
+_REPORT = re.compile(r"Report\((\w+), (\"[a-z-]+\"|e\.reason)")
 _REASON_ARG = re.compile(r"^\s*([A-Z][A-Z_]+|\"[a-z-]+\"),")
 # Run once at import (module-level tables), before mutmut selects a mutant:
 # such mutants never run under test. What they build is checked directly
@@ -81,6 +83,9 @@ def classify(path: str, func: str, before: str, after: str) -> tuple[str, str]:
             "message",
             "the message of record.py's one refusal (its reason is fixed); tests assert the reason",
         )
+    pb, pa = _REPORT.search(before), _REPORT.search(after)
+    if pb and pa and "message=" in before and pb.groups() == pa.groups():
+        return "message", "a refused file's message in the import report; tests assert its file and reason"
     rb, ra = _REASON_ARG.match(before), _REASON_ARG.match(after)
     if rb and ra and rb.group(1) == ra.group(1):
         return "message", "the message line of a refusal split over lines; the reason code is unchanged"

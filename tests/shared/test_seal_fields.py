@@ -75,6 +75,8 @@ def test_each_bounded_field_at_its_edge_and_one_past():
         kw = {"f%d" % f: True}
         raises("invalid-field", seal.check_plain, _plain(**kw))
     assert seal.check_plain(_plain(f2="L" * 64)).lock == "L" * 64
+    assert seal.check_plain(_plain(f2="L")).lock == "L"
+    assert seal.check_plain(_plain(f7="P")).person == "P"
     raises("invalid-field", seal.check_plain, _plain(f2="L" * 65))
     raises("invalid-field", seal.check_plain, _plain(f2=""))
     assert seal.check_plain(_plain(f7="P" * 40)).person == "P" * 40
