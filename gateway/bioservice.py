@@ -72,7 +72,7 @@ class BioService:
         self.clock = clock
         # The gate's matcher; `matching=False` (a manual import) skips loading
         # it: feature extraction is about 9 ms a template.
-        self.gallery = Gallery() if matching else None
+        self.gallery = Gallery(fpir=cfg.fpir) if matching else None
         store_key = biostore.load_key(cfg.store_key_file)
         self.store = biostore.BioStore(state_dir / "biometrics.enc", store_key)
         # The gallery's features, kept under the same key: a restart with

@@ -127,6 +127,7 @@ class BiometricsConfig:
     issuers: list[str]  # trusted office Ed25519 public keys, hex
     sticks: list[tuple[int, int, str]]  # allow-list: (vendor, product, serial)
     poll_s: float = 2.0
+    fpir: float = 1e-4  # the gate's false-positive identification rate per attempt
 
 
 def load(path: Path) -> GatewayConfig:
@@ -156,6 +157,7 @@ def load(path: Path) -> GatewayConfig:
             issuers=list(b.issuers),
             sticks=[(int(st.vendor, 16), int(st.product, 16), st.serial) for st in b.sticks],
             poll_s=b.poll_s,
+            fpir=b.fpir,
         )
     return GatewayConfig(
         id=g.id,

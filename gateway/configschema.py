@@ -86,6 +86,9 @@ class BiometricsSection(_Section):
     issuers: list[str] = Field(default_factory=list)  # office Ed25519 public keys
     sticks: list[StickSection] = Field(default_factory=list)
     poll_s: float = Field(default=2.0, gt=0, le=60)
+    # The gate's target false-positive identification rate per attempt
+    # (docs/matcher.md): the match threshold follows the gallery's size.
+    fpir: float = Field(default=1e-4, ge=1e-9, le=1e-2)
 
     @field_validator("issuers")
     @classmethod

@@ -236,6 +236,32 @@ def test_gallery_identifies_forgets_and_refuses_strangers() -> None:
     assert 0 < g.nbytes_per_template() <= 4096  # docs/matcher.md: under 4 KB a template
 
 
+def test_the_threshold_is_set_for_identification_and_follows_the_gallery() -> None:
+    # One enrolled at FPIR 1e-4 is verification at FMR 1e-4; each tenfold
+    # more enrolled (or a tenfold lower FPIR) costs one decade of the tail.
+    assert gallery.threshold_for(1, 1e-4) == pytest.approx(gallery.THRESHOLD_FMR_1E4)
+    (e2, s2), (e3, s3), (e4, s4) = gallery.TAIL
+    assert (e2, e3, e4) == (2, 3, 4) and gallery.THRESHOLD_FMR_1E4 == s4
+    assert gallery.tail_score(10**-3.5) == pytest.approx((s3 + s4) / 2)
+    step = max(s3 - s2, s4 - s3)
+    assert gallery.threshold_for(10_000, 1e-4) == pytest.approx(s4 + 4 * step)  # FMR 1e-8
+    assert gallery.threshold_for(1000, 1e-5) == pytest.approx(gallery.threshold_for(10_000, 1e-4))
+    steps = np.diff([gallery.threshold_for(10**k, 1e-4) for k in range(6)])
+    assert (steps > 0).all() and (np.diff(steps) >= -1e-12).all()  # each decade costs at least the last
+    g = gallery.Gallery(fpir=1e-4)
+    assert g.threshold == pytest.approx(gallery.threshold_for(1, 1e-4))  # empty: as one
+    feats = [_feat(_imp(f, 0).minutiae) for f in range(20)]
+    for f, ft in enumerate(feats):
+        g.enrol(f"p-{f}/1", ft)
+    assert g.threshold == pytest.approx(gallery.threshold_for(20, 1e-4))
+    g.remove_person("p-3")
+    assert g.threshold == pytest.approx(gallery.threshold_for(19, 1e-4))
+    assert gallery.Gallery(threshold=0.5).threshold == 0.5
+    for bad in (0.0, 1.0, -1e-4):
+        with pytest.raises(ValueError):
+            gallery.Gallery(fpir=bad)
+
+
 def test_index_puts_every_mate_among_the_best_candidates() -> None:
     # The benchmark's goal is 99.5 % of mates among the candidates; on 400
     # enrolled fingers every one of 50 probes must rank its mate in the

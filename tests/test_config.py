@@ -66,6 +66,9 @@ def test_each_problem_is_reported_at_its_place_all_at_once(tmp_path: Path) -> No
             'sticks = [{vendor = "781", product = "5567", serial = "x"}]\n',
             "biometrics.sticks.0.vendor",
         ),
+        ('[biometrics]\nbundle_key_file = "b.key"\nfpir = 0.5\n', "biometrics.fpir"),
+        ('[biometrics]\nbundle_key_file = "b.key"\nfpir = 0\n', "biometrics.fpir"),
+        ('[biometrics]\nbundle_key_file = "b.key"\nfpir = "1e-4"\n', "biometrics.fpir"),
     ],
 )
 def test_types_and_ranges(tmp_path: Path, text: str, place: str) -> None:
@@ -95,3 +98,14 @@ def test_check_config_says_ok_or_lists_every_problem(
     (tmp_path / "gateway.toml").write_text(BASE)
     assert main(["gateway", "check-config", "--config", str(tmp_path / "gateway.toml")]) == 1
     assert "chmod 600" in capsys.readouterr().err
+
+
+def test_the_gates_fpir_reaches_its_gallery(tmp_path: Path) -> None:
+    from gateway.config import load
+
+    (tmp_path / "gateway.toml").write_text(BASE + '[biometrics]\nbundle_key_file = "b.key"\nfpir = 1e-6\n')
+    cfg = load(tmp_path / "gateway.toml")
+    assert cfg.biometrics is not None and cfg.biometrics.fpir == 1e-6
+    (tmp_path / "gateway.toml").write_text(BASE + '[biometrics]\nbundle_key_file = "b.key"\n')
+    cfg = load(tmp_path / "gateway.toml")
+    assert cfg.biometrics is not None and cfg.biometrics.fpir == 1e-4  # the documented default

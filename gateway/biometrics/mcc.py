@@ -56,14 +56,21 @@ MIN_COMMON = 0.6  # of the cells inside the circle
 DELTA_THETA = math.pi / 2
 MAX_MINUTIAE = 56
 NP_MIN, NP_MAX, NP_MU, NP_TAU = 4, 12, 20.0, 0.4
-SEEDS = 12
-PAIR_DIST = 12.0
+SEEDS = 30
+PAIR_DIST = 10.0
 PAIR_ANGLE = math.pi / 6
 MIN_OVERLAP = 12
 REFINE = 2
 GRID = 12.0  # seed screening grid cell, pixels
-KEEP = 1  # seed alignments paired exactly and refined
+KEEP = 3  # seed alignments paired exactly and refined
 LAMBDA_FULL = 0.7  # a pair with this local similarity or more counts fully
+# Skin stretches: two impressions of one finger differ by 8-9 px RMS after
+# the best rigid fit on FVC2004-like data (simulators/fingerprints.py, tier
+# hard), and more far from where they touched alike. So the pairing
+# tolerance grows with the distance from the seed pair: PAIR_DIST at the
+# seed, PAIR_SLOPE pixels more per pixel away, at most PAIR_DIST_MAX.
+PAIR_SLOPE = 0.05
+PAIR_DIST_MAX = 18.0
 
 _CELL = 2 * R / NS
 _ij = np.arange(NS) - (NS - 1) / 2.0
@@ -386,19 +393,43 @@ def _lss(lam: np.ndarray, p: Features, g: Batch) -> tuple[np.ndarray, np.ndarray
     return lss, top_idx
 
 
-def _move(p: Features, c: np.ndarray, s: np.ndarray, tx: np.ndarray, ty: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _move(p: Features, al: Align) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Probe positions and direction cosines under alignments (T, S)."""
     pxy = p.xy
-    mx = c[..., None] * pxy[:, 0] - s[..., None] * pxy[:, 1] + tx[..., None]  # (T, S, n)
-    my = s[..., None] * pxy[:, 0] + c[..., None] * pxy[:, 1] + ty[..., None]
+    c, s = al.c[..., None], al.s[..., None]
+    mx = c * pxy[:, 0] - s * pxy[:, 1] + al.tx[..., None]  # (T, S, n)
+    my = s * pxy[:, 0] + c * pxy[:, 1] + al.ty[..., None]
     pc, ps = np.cos(p.theta), np.sin(p.theta)
-    return mx, my, c[..., None] * pc - s[..., None] * ps, s[..., None] * pc + c[..., None] * ps
+    return mx, my, c * pc - s * ps, s * pc + c * ps
 
 
-def _near(g: Batch, mx: np.ndarray, my: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class Align:
+    """Rigid alignments (T, S): rotation (c, s), translation (tx, ty), and
+    the anchor (ax, ay), in the gallery's frame, that the pairing tolerance
+    grows from (the seed pair's gallery minutia)."""
+
+    c: np.ndarray
+    s: np.ndarray
+    tx: np.ndarray
+    ty: np.ndarray
+    ax: np.ndarray
+    ay: np.ndarray
+
+    def take(self, keep: np.ndarray) -> Align:
+        return Align(*(np.take_along_axis(v, keep, 1) for v in vars(self).values()))
+
+    def where(self, ok: np.ndarray, other: Align) -> Align:
+        return Align(
+            *(np.where(ok, a, b) for a, b in zip(vars(other).values(), vars(self).values(), strict=True))
+        )
+
+
+def _near(g: Batch, mx: np.ndarray, my: np.ndarray, al: Align) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices into (T, S, n, M) of the (moved probe, gallery) minutia
-    pairs within PAIR_DIST, ascending, with their squared distances.
+    pairs within the pairing tolerance (PAIR_DIST at the alignment's
+    anchor, growing by PAIR_SLOPE to PAIR_DIST_MAX), ascending, with their
+    squared distances.
 
     One small matrix product per template (|m - g|^2 expanded) instead of
     elementwise passes over the whole block, of which only a few hundred
@@ -412,7 +443,16 @@ def _near(g: Batch, mx: np.ndarray, my: np.ndarray) -> tuple[np.ndarray, np.ndar
     a[..., 2] = 1.0
     a[..., 3] = a[..., 0] * a[..., 0] + a[..., 1] * a[..., 1]
     d2 = np.matmul(a.reshape(t, k * n, 4), g.pair_terms).reshape(-1)
-    idx = np.flatnonzero(d2 <= PAIR_DIST**2)
+    idx = np.flatnonzero(d2 <= max(PAIR_DIST, PAIR_DIST_MAX) ** 2)
+    if PAIR_SLOPE:
+        m = g.xy.shape[1]
+        row = idx // m
+        r = np.hypot(
+            mx.reshape(-1)[row] - al.ax.reshape(-1)[row // n],
+            my.reshape(-1)[row] - al.ay.reshape(-1)[row // n],
+        )
+        tol = np.minimum(PAIR_DIST + PAIR_SLOPE * r, max(PAIR_DIST, PAIR_DIST_MAX))
+        idx = idx[d2[idx] <= tol * tol]
     return idx, d2[idx]
 
 
@@ -427,17 +467,16 @@ def _nearest(group: np.ndarray, d2: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pairs(p: Features, g: Batch, c: np.ndarray, s: np.ndarray, tx: np.ndarray, ty: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _pairs(p: Features, g: Batch, al: Align) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Move the probe by each alignment (T, S) and pair minutiae by mutual
     nearest neighbour within the tolerances (distance, and directions
     through cos(a - b) >= cos(PAIR_ANGLE)); ties go to the lower index.
     Returns (hit (T,S,n), partner (T,S,n), moved x, moved y); a partner
     means nothing where there is no hit."""
-    mx, my, mc, ms = _move(p, c, s, tx, ty)
+    mx, my, mc, ms = _move(p, al)
     t, k, n = mx.shape
     m = g.xy.shape[1]
-    idx, d2 = _near(g, mx, my)
+    idx, d2 = _near(g, mx, my, al)
     row, j = idx // m, idx % m  # row: (template, alignment, probe minutia)
     tj = row // (k * n) * m + j
     cosd = mc.reshape(-1)[row] * g.cos.reshape(-1)[tj] + ms.reshape(-1)[row] * g.sin.reshape(-1)[tj]
@@ -453,8 +492,7 @@ def _pairs(p: Features, g: Batch, c: np.ndarray, s: np.ndarray, tx: np.ndarray, 
     return hit.reshape(t, k, n), partner.reshape(t, k, n), mx, my
 
 
-def _fit(p: Features, g: Batch, hit: np.ndarray, partner: np.ndarray
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _fit(p: Features, g: Batch, hit: np.ndarray, partner: np.ndarray, anchor: Align) -> Align:
     """Refit each alignment (T, S) on the pairs it found: the least-squares
     rotation and translation taking the probe's paired minutiae onto their
     partners (2-D Kabsch), from per-alignment sums over the pairs only."""
@@ -478,7 +516,8 @@ def _fit(p: Features, g: Batch, hit: np.ndarray, partner: np.ndarray
     c, s = np.cos(phi), np.sin(phi)
     tx = bx - (c * ax - s * ay)
     ty = by - (s * ax + c * ay)
-    return (c.astype(np.float32), s.astype(np.float32), tx.astype(np.float32), ty.astype(np.float32))
+    f = np.float32
+    return Align(c.astype(f), s.astype(f), tx.astype(f), ty.astype(f), anchor.ax, anchor.ay)
 
 
 def _grid(g: Batch) -> np.ndarray:
@@ -540,17 +579,15 @@ def _consolidate(p: Features, g: Batch, seeds: np.ndarray, lam: np.ndarray) -> n
     sext = np.floor((p.theta + rot[..., None]) / (np.pi / 3)).astype(np.intp) % 6
     reach = (cell & np.left_shift(1, sext).astype(np.uint8)).astype(bool).sum(-1)  # (T, S)
     keep = np.argsort(-reach, axis=1, kind="stable")[:, :KEEP]
-    c, s = np.take_along_axis(c_seed, keep, 1), np.take_along_axis(s_seed, keep, 1)
-    tx, ty = np.take_along_axis(tx_seed, keep, 1), np.take_along_axis(ty_seed, keep, 1)
-    hit, partner, mx, my = _pairs(p, g, c, s, tx, ty)
+    al = Align(c_seed, s_seed, tx_seed, ty_seed, gs[..., 0], gs[..., 1]).take(keep)
+    hit, partner, mx, my = _pairs(p, g, al)
     for _ in range(REFINE):
         # A seed's direction error of a few degrees moves far minutiae by
         # tens of pixels: refit on the pairs found, then pair again.
         ok = hit.sum(-1) >= 3
-        c2, s2, tx2, ty2 = _fit(p, g, hit, partner)
-        c, s = np.where(ok, c2, c), np.where(ok, s2, s)
-        tx, ty = np.where(ok, tx2, tx), np.where(ok, ty2, ty)
-        hit, partner, mx, my = _pairs(p, g, c, s, tx, ty)
+        al = al.where(ok, _fit(p, g, hit, partner, al))
+        hit, partner, mx, my = _pairs(p, g, al)
+    c, s, tx, ty = al.c, al.s, al.tx, al.ty
     # Pairs count by their local similarity: chance pairings of an impostor
     # are geometrically plausible but their neighbourhoods disagree.
     lp = lam[np.arange(t)[:, None, None], np.arange(p.n)[None, None, :], partner]  # (T, S, n)
