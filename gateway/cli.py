@@ -48,7 +48,9 @@ def _cmd_gateway_run(args: argparse.Namespace) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: gw.stop())
     signal.signal(signal.SIGINT, lambda *_: gw.stop())
-    gw.run()  # returns once SIGTERM's drain is done
+    from gateway.sdnotify import Notifier
+
+    gw.run(Notifier())  # returns once SIGTERM's drain is done; tells systemd when ready, pings its watchdog
     return 0
 
 

@@ -28,6 +28,7 @@ from gateway.mqttlink import Inbound, MqttLink
 from gateway.outbox import GroupCommitter, Outbox
 from gateway.relay import Answer, CommandRelay, Refused, ToCloud, ToLock
 from gateway.schedule import AuthOp, AuthSchedule, ScheduleError
+from gateway.sdnotify import Notifier
 from gateway.statelock import StateLock
 from gateway.store import atomic_write, open_db
 from protocol import envelope, errors, keys, record
@@ -228,12 +229,17 @@ class Gateway:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self) -> None:
-        """The main loop; returns after `stop()` once in-flight work is drained."""
+    def run(self, notify: Notifier | None = None) -> None:
+        """The main loop; returns after `stop()` once in-flight work is drained.
+        `notify`: systemd's readiness and watchdog (gateway/sdnotify.py)."""
+        sd = notify or Notifier({})
         self.start()
+        sd.ready(f"gateway {self.cfg.id}: {len(self.lock_keys)} locks")
         try:
             while not self._stop.is_set():
                 self._step(0.05)
+                sd.watchdog()
+            sd.stopping()
             self._drain()
         finally:
             self.committer.close()
