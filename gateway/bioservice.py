@@ -68,6 +68,7 @@ class BioService:
         self.publish_local = publish_local
         self.event = event
         self.usb_backend = usb_backend
+        self._scan_error = ""  # the last scan failure said, so it is said once
         self.mount_of = mount_of
         self.clock = clock
         # The gate's matcher; `matching=False` (a manual import) skips loading
@@ -100,8 +101,17 @@ class BioService:
         try:
             sticks = usb_import.find_sticks(self.usb_backend)
         except Exception as e:  # no USB access (permissions, no backend): say so, keep running
-            log.warning("USB scan failed: %s", type(e).__name__)
+            why = type(e).__name__
+            if why != self._scan_error:  # once per cause, not every poll
+                self._scan_error = why
+                fix = " (install libusb-1.0-0)" if why == "NoBackendError" else ""
+                log.warning(
+                    "USB scan failed: %s%s; provisioning sticks are not read until it works", why, fix
+                )
             return
+        if self._scan_error:
+            log.info("USB scan works again")
+            self._scan_error = ""
         present = {s.serial for s in sticks} | {f"{s.bus}:{s.address}" for s in sticks}
         self._seen &= present  # a removed stick may come back with new bundles
         for s in sticks:

@@ -306,6 +306,7 @@ def _site_size(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lockedge", description="Edge agent for smart locks and gates.")
+    p.add_argument("--version", action="version", version=f"lockedge {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
     sub.add_parser("demo", help="run the demo (protocol walk-through)").set_defaults(fn=_cmd_demo)
     sub.add_parser("version", help="print the version").set_defaults(fn=_cmd_version)

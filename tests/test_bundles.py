@@ -503,6 +503,44 @@ def test_a_stick_whose_serial_cannot_be_read_is_refused_saying_why_once(
     ob.close()
 
 
+def test_a_usb_scan_that_fails_is_said_once_with_the_fix_and_its_recovery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "USB scan failed: NoBackendError" every poll (2 s), with no fix."""
+    import usb.core
+
+    from gateway import usb_import as ui
+    from gateway.bioservice import BioService
+    from gateway.config import BiometricsConfig, write_secret
+    from gateway.outbox import Outbox
+
+    key = bundle.RecipientKey.new()
+    write_secret(tmp_path / "bundle.key", key.secret)
+    cfg = BiometricsConfig(tmp_path / "bundle.key", tmp_path / "s.key", tmp_path / "g.key", [], [STICK])
+    ob = Outbox(tmp_path / "outbox")
+    svc = BioService(cfg, "gw-1", SITE, tmp_path, {}, ob, lambda t, b: None, lambda e: None,
+                     clock=lambda: NOW, matching=False)  # fmt: skip
+    broken = [True]
+
+    def scan(backend: object) -> list[ui.Stick]:
+        if broken[0]:
+            raise usb.core.NoBackendError("No backend available")
+        return []
+
+    monkeypatch.setattr(ui, "find_sticks", scan)
+    caplog.set_level(logging.INFO, logger="lockedge")
+    for i in range(5):
+        svc.poll(float(i * 10))
+    said = [r for r in caplog.records if "USB scan" in r.getMessage()]
+    assert len(said) == 1 and "libusb-1.0-0" in said[0].getMessage() and said[0].levelno == logging.WARNING
+    broken[0] = False
+    svc.poll(60.0)
+    svc.poll(70.0)
+    lines = [r.getMessage() for r in caplog.records if "USB scan" in r.getMessage()]
+    assert lines[1:] == ["USB scan works again"]
+    ob.close()
+
+
 def test_a_missed_stick_costs_nothing_and_the_gap_is_reported(rig: Rig, tmp_path: Path) -> None:
     """Was: a newer bundle imported before an older one made the older a
     rollback and its operations were lost silently."""
