@@ -198,23 +198,32 @@ def impostor_tail(tier: str, fingers: int) -> dict[int, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--tiers", nargs="*", help="default: all four; --quick: classic and hard")
+    ap.add_argument("--tiers", nargs="*", help="default: all four; --quick: hard")
     ap.add_argument("--sizes", type=int, nargs="*", help="1:N gallery sizes (none: skip 1:N)")
     ap.add_argument("--probes", type=int, help="1:N mate probes per gallery (default 1,000; 300 past 10,000)")
     ap.add_argument("--strangers", type=int, help="1:N never-enrolled probes per gallery (default 1,000)")
     ap.add_argument("--only-1n", action="store_true", help="skip accuracy, 1:1 speed and the tail")
+    ap.add_argument(
+        "--fingers",
+        type=int,
+        nargs=3,
+        metavar=("FINGERS", "IMPRESSIONS", "PEER_FINGERS"),
+        help="accuracy set size (default 500 8 60; --quick 16 6 4)",
+    )
+    ap.add_argument("--tail-fingers", type=int, help="impostor tail set (default 1,000; --quick 120)")
+    ap.add_argument("--start-sizes", type=int, nargs="*", help="gallery start sizes (default 1,000 10,000)")
     args = ap.parse_args()
     q = args.quick
-    fingers, imps = (16, 6) if q else (500, 8)
-    peer_fingers = 4 if q else 60
+    fingers, imps, peer_fingers = args.fingers or ((16, 6, 4) if q else (500, 8, 60))
     sizes = args.sizes if args.sizes is not None else (200,) if q else (1000, 10000, 50000)
     if args.tiers is None:
-        args.tiers = ["classic", "hard"] if q else ["classic", "easy", "fvc", "hard"]
+        args.tiers = ["hard"] if q else ["classic", "easy", "fvc", "hard"]
 
     if not args.only_1n:
         accuracy_and_speed(q, fingers, imps, peer_fingers, args.tiers)
         print("impostor tail (1:1, seed 10; score reached by FMR 1e-2, 1e-3, ... as far as measured):")
-        fits = {t: impostor_tail(t, 120 if q else 1000) for t in args.tiers}
+        tail_n = args.tail_fingers or (120 if q else 1000)
+        fits = {t: impostor_tail(t, tail_n) for t in args.tiers}
         gate = "  ".join(f"1e-{e}: {v:.4f}" for e, v in gal.TAIL)
         print(f"  the gate's TAIL (seed 4, the highest of the tiers): {gate}")
         for e, v in gal.TAIL:
@@ -241,7 +250,7 @@ def main() -> int:
     print("  [goals: FPIR <= 1e-4 with FNIR <= 3 % at 10,000 (hard); p95 <= 500 ms; hit >= 99.5 %; <= 4 KB]")
     print("  [0 of S strangers accepted bounds FPIR below 3/S at 95 % confidence]")
     print("gallery start (store decrypted, gallery built, one core):")
-    for n in (200,) if q else (1000, 10000):
+    for n in args.start_sizes if args.start_sizes is not None else (200,) if q else (1000, 10000):
         cold, warm = gallery_start(n)
         print(f"  {n:>8,} templates: cold {cold:7.1f} s (every template extracted), "
               f"warm {warm:5.2f} s (from the feature cache)")  # fmt: skip

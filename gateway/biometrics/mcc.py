@@ -28,7 +28,8 @@ which is where most of the accuracy comes from on distorted partial
 impressions: each of the SEEDS best local pairs proposes a rigid alignment
 (the rotation between the two minutiae directions, the translation between
 their positions); the probe's minutiae are moved by it and paired with the
-gallery's by mutual nearest neighbour within PAIR_DIST pixels and
+gallery's by mutual nearest neighbour within a tolerance that grows away
+from the seed pair (PAIR_DIST, PAIR_SLOPE, PAIR_DIST_MAX below) and
 PAIR_ANGLE radians. The best seed's count of pairs m gives
 m^2 / (n_probe_in_overlap * n_gallery_in_overlap), each count floored at
 MIN_OVERLAP, so a small overlap cannot score as a large one. The final
