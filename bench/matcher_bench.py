@@ -230,7 +230,7 @@ def main() -> int:
             seen = [f[e] for f in fits.values() if e in f]
             if seen and max(seen) > v:
                 print(f"  WARNING: this run's tail at 1e-{e} ({max(seen):.4f}) is above the gate's ({v:.4f})")
-    for tier in args.tiers:
+    for tier in args.tiers if sizes else []:
         print(f"1:N identification, tier {tier}, one core, the gate's API (FPIR {gal.FPIR:g} per attempt):")
         cols = [("gallery", 8), ("mates", 7), ("p50 ms", 9), ("p95 ms", 9), ("hit %", 8), ("FNIR %", 8)]
         cols += [("strangers", 10), ("accepted", 9), ("threshold", 10), ("bytes/tpl", 11), ("enrol ms", 9)]
@@ -247,8 +247,11 @@ def main() -> int:
                 f"{r['strangers']:>10,}{r['accepted']:>9,}{r['threshold']:10.4f}{r['bytes']:11,.0f}"
                 f"{r['enrol_ms']:9.2f}"
             )
-    print("  [goals: FPIR <= 1e-4 with FNIR <= 3 % at 10,000 (hard); p95 <= 500 ms; hit >= 99.5 %; <= 4 KB]")
-    print("  [0 of S strangers accepted bounds FPIR below 3/S at 95 % confidence]")
+    if sizes:
+        print(
+            "  [goals: FPIR <= 1e-4 with FNIR <= 3 % at 10,000 (hard); p95 <= 500 ms; hit >= 99.5 %; <= 4 KB]"
+        )
+        print("  [0 of S strangers accepted bounds FPIR below 3/S at 95 % confidence]")
     print("gallery start (store decrypted, gallery built, one core):")
     for n in args.start_sizes if args.start_sizes is not None else (200,) if q else (1000, 10000):
         cold, warm = gallery_start(n)

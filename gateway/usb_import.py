@@ -43,6 +43,7 @@ from gateway import biostore, bundle
 from gateway.biometrics import featurecache, iso19794
 from gateway.biometrics.featurecache import FeatureCache
 from gateway.biometrics.gallery import Gallery
+from gateway.biometrics.index import gallery_keys
 from protocol import cbor
 from protocol.errors import ProtocolError
 
@@ -347,9 +348,12 @@ def load_gallery(g: Gallery, st: biostore.State, cache: FeatureCache | None = No
     used = 0
     for person, fingers in st.persons.items():
         for pos, tpl in fingers.items():
-            f = saved.get(featurecache.digest(tpl))
-            used += f is not None
-            g.enrol(f"{person}/{pos}", f if f is not None else tpl)
+            hit = saved.get(featurecache.digest(tpl))
+            used += hit is not None
+            if hit is not None:
+                g.enrol(f"{person}/{pos}", hit[0], hit[1])
+            else:
+                g.enrol(f"{person}/{pos}", tpl)
     if cache is not None and (used != st.templates() or len(saved) != used):
         save_features(g, st, cache)
 
@@ -360,7 +364,7 @@ def save_features(g: Gallery, st: biostore.State, cache: FeatureCache) -> None:
         for pos, tpl in fingers.items():
             kept = g.stored(f"{person}/{pos}")
             if kept:
-                out[featurecache.digest(tpl)] = kept[0]
+                out[featurecache.digest(tpl)] = (kept[0], gallery_keys(kept[0]))
     try:
         cache.save(out)
     except OSError as e:  # derived data: the next start rebuilds it

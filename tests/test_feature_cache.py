@@ -16,6 +16,7 @@ from gateway import biostore
 from gateway.biometrics import featurecache, gallery, iso19794, mcc
 from gateway.biometrics.featurecache import FeatureCache
 from gateway.biometrics.gallery import Gallery
+from gateway.biometrics.index import gallery_keys
 from gateway.usb_import import load_gallery, save_features
 from simulators import fingerprints as fpg
 
@@ -80,6 +81,11 @@ def test_a_gallery_from_the_cache_is_the_gallery_from_the_records(
         a, b = fresh.stored(ref)[0], again.stored(ref)[0]
         assert np.array_equal(a.xy, b.xy) and np.array_equal(a.theta, b.theta)
         assert np.array_equal(a.bits, b.bits) and np.array_equal(a.mask, b.mask)
+        # The index keys saved are the ones enrolment computes from the record.
+        person = ref.split("/")[0]
+        want = gallery_keys(gallery._Store.quantised(gallery.features_of(st.persons[person][1])))
+        saved = cache.load()[featurecache.digest(st.persons[person][1])][1]
+        assert all(np.array_equal(x, y) for x, y in zip(want, saved, strict=True))
 
 
 def test_quantised_features_enrol_to_the_same_rows() -> None:

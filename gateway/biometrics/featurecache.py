@@ -10,8 +10,11 @@ so a deleted person's features do not stay on disk.
 
 Plaintext: CBOR [version tag, {SHA-256 of the ISO record: [width, height,
 xy float32 (n, 2), theta float32 (n,), bits uint64 (n, ND), mask uint64
-(n,)]}], the arrays little-endian. The version tag names the feature
-parameters; a cache of other features is ignored, never mixed in.
+(n,), index keys uint32, pair directions uint8, first minutiae uint8]}],
+the arrays little-endian. The index's keys are kept too: computing them is
+most of an enrolment's cost once the cylinders are known. The version tag
+names the feature and index parameters; a cache of others is ignored,
+never mixed in.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.biometrics import mcc
+from gateway.biometrics import index, mcc
 from gateway.store import FILE_MODE, atomic_write
 
 log = logging.getLogger("lockedge.gallery")
@@ -35,8 +38,9 @@ AAD = b"lockedge gallery features v1"
 # Everything extract() reads: features built with other values are others.
 TAG = hashlib.sha256(
     repr(
-        (1, mcc.R, mcc.NS, mcc.ND, mcc.SIGMA_S, mcc.SIGMA_D, mcc.MU_PSI, mcc.OMEGA, mcc.MIN_VALID_CELLS,
-         mcc.MIN_NEIGHBOURS, mcc.MAX_MINUTIAE)
+        (2, mcc.R, mcc.NS, mcc.ND, mcc.SIGMA_S, mcc.SIGMA_D, mcc.MU_PSI, mcc.OMEGA, mcc.MIN_VALID_CELLS,
+         mcc.MIN_NEIGHBOURS, mcc.MAX_MINUTIAE, index.NEIGHBOURS, index.MIN_DIST, index.MAX_DIST,
+         index.DIST_BIN, index.ANGLE_BINS)
     ).encode()
 ).digest()[:16]  # fmt: skip
 
@@ -45,7 +49,12 @@ def digest(record: bytes) -> bytes:
     return hashlib.sha256(record).digest()
 
 
-def _encode(f: mcc.Features) -> list[object]:
+Keys = tuple[np.ndarray, np.ndarray, np.ndarray]
+Saved = tuple[mcc.Features, Keys]
+
+
+def _encode(f: mcc.Features, keys: Keys) -> list[object]:
+    k, turn, first = keys
     return [
         f.width,
         f.height,
@@ -53,21 +62,28 @@ def _encode(f: mcc.Features) -> list[object]:
         np.ascontiguousarray(f.theta, "<f4").tobytes(),
         np.ascontiguousarray(f.bits, "<u8").tobytes(),
         np.ascontiguousarray(f.mask, "<u8").tobytes(),
+        np.ascontiguousarray(k, "<u4").tobytes(),
+        np.ascontiguousarray(turn, np.uint8).tobytes(),
+        np.ascontiguousarray(first, np.uint8).tobytes(),
     ]
 
 
-def _decode(v: object) -> mcc.Features:
-    if not (isinstance(v, list) and len(v) == 6 and all(isinstance(x, bytes) for x in v[2:])):
+def _decode(v: object) -> Saved:
+    if not (isinstance(v, list) and len(v) == 9 and all(isinstance(x, bytes) for x in v[2:])):
         raise ValueError("entry")
-    w, h, xy, th, bits, mask = v
+    w, h, xy, th, bits, mask, k, turn, first = v
     if not (isinstance(w, int) and isinstance(h, int) and 0 < w < 65536 and 0 < h < 65536):
         raise ValueError("size")
     n = len(th) // 4
     if n > mcc.MAX_MINUTIAE or len(th) != 4 * n or len(xy) != 8 * n or len(bits) != 8 * mcc.ND * n:
         raise ValueError("shape")
-    if len(mask) != 8 * n:
+    if len(mask) != 8 * n or len(k) % 4 or len(turn) != len(k) // 4 or len(first) != len(turn):
         raise ValueError("shape")
-    return mcc.Features(
+    keys = np.frombuffer(k, "<u4").astype(np.int64)
+    anchors = np.frombuffer(first, np.uint8).copy()
+    if (keys >= index.KEYS).any() or (anchors >= max(n, 1)).any():
+        raise ValueError("index keys")
+    f = mcc.Features(
         np.frombuffer(xy, "<f4").reshape(n, 2).astype(np.float32),
         np.frombuffer(th, "<f4").astype(np.float32),
         np.frombuffer(bits, "<u8").reshape(n, mcc.ND).astype(np.uint64),
@@ -75,6 +91,7 @@ def _decode(v: object) -> mcc.Features:
         w,
         h,
     )
+    return f, (keys, np.frombuffer(turn, np.uint8).copy(), anchors)
 
 
 class FeatureCache:
@@ -82,7 +99,7 @@ class FeatureCache:
         self.path = path
         self._aead = AESGCM(key)
 
-    def load(self) -> dict[bytes, mcc.Features]:
+    def load(self) -> dict[bytes, Saved]:
         """The saved features by record digest; empty (and a warning) when
         the file is missing, damaged or of other features."""
         try:
@@ -111,7 +128,7 @@ class FeatureCache:
             log.warning("gallery feature cache damaged: rebuilding from the store")
             return {}
 
-    def save(self, features: dict[bytes, mcc.Features]) -> None:
-        plain = cbor2.dumps([TAG, {d: _encode(f) for d, f in features.items()}])
+    def save(self, features: dict[bytes, Saved]) -> None:
+        plain = cbor2.dumps([TAG, {d: _encode(f, k) for d, (f, k) in features.items()}])
         nonce = os.urandom(12)
         atomic_write(self.path, nonce + self._aead.encrypt(nonce, plain, AAD), FILE_MODE)

@@ -105,8 +105,8 @@ class _Store:
         rebuilt from its saved features (featurecache.py) is the gallery
         built from the records, index included."""
         xy = np.clip(np.rint(f.xy), -32768, 32767).astype(np.float32)
-        k = np.rint(f.theta * (256 / (2 * np.pi))).astype(np.int64) % 256
-        theta = (k * (2 * np.pi / 256)).astype(np.float32)
+        k = (np.rint(f.theta * (256 / (2 * np.pi))).astype(np.int64) % 256).astype(np.uint8)
+        theta = k * np.float32(2 * np.pi / 256)  # float32 arithmetic, exactly as take() rebuilds it
         return mcc.Features(xy, theta, f.bits, f.mask, f.width, f.height)
 
     def __init__(self) -> None:
@@ -217,14 +217,17 @@ class Gallery:
             return self._fixed
         return threshold_for(len(self), self.fpir)
 
-    def enrol(self, ref: str, template: bytes | mcc.Features) -> int:
+    def enrol(self, ref: str, template: bytes | mcc.Features,
+              keys: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:  # fmt: skip
+        """`keys`: the index's keys of these (quantised) features, when
+        saved with them (featurecache.py); computed otherwise."""
         f = features_of(template) if isinstance(template, (bytes, bytearray)) else template
         f = _Store.quantised(f)
         with self._lock:
             tid = self._store.add(f)
             self._refs.append(ref)
             self._by_ref.setdefault(ref, []).append(tid)
-            self._index.add(tid, f)
+            self._index.add(tid, f, keys)
         return tid
 
     def remove(self, ref: str) -> int:

@@ -173,8 +173,12 @@ class Index:
         self._pairs = np.zeros(0, np.uint16)  # per template number: pairs indexed
         self._pending: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
 
-    def add(self, tid: int, f: mcc.Features) -> None:
-        self._pending.append((tid, gallery_keys(f)))
+    def add(
+        self, tid: int, f: mcc.Features, keys: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        """Index a template; `keys`: its gallery_keys(f) when already known
+        (the feature cache keeps them: they are most of an enrolment's cost)."""
+        self._pending.append((tid, keys if keys is not None else gallery_keys(f)))
 
     def _flush(self) -> None:
         if not self._pending:
