@@ -69,6 +69,9 @@ class BioService:
         self.event = event
         self.usb_backend = usb_backend
         self._scan_error = ""  # the last scan failure said, so it is said once
+        # Called as a long import makes progress: the daemon's watchdog ping,
+        # so systemd does not restart a gateway busy enrolling 10,000 fingers.
+        self.keepalive: Callable[[], None] = lambda: None
         self.mount_of = mount_of
         self.clock = clock
         # The gate's matcher; `matching=False` (a manual import) skips loading
@@ -145,6 +148,7 @@ class BioService:
         self.event({"event": "stick-refused", "reason": "serial-unreadable", "why": s.serial_error})
 
     def _progress(self, name: str, done: int, total: int) -> None:
+        self.keepalive()
         self.event({"event": "bundle-import-progress", "file": name[:40], "done": done, "total": total})
 
     def _audit(self, rep: usb_import.Report) -> None:

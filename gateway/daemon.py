@@ -233,6 +233,8 @@ class Gateway:
         """The main loop; returns after `stop()` once in-flight work is drained.
         `notify`: systemd's readiness and watchdog (gateway/sdnotify.py)."""
         sd = notify or Notifier({})
+        if self.bio is not None:
+            self.bio.keepalive = sd.watchdog  # imports run in this loop and may take minutes
         self.start()
         sd.ready(f"gateway {self.cfg.id}: {len(self.lock_keys)} locks")
         try:

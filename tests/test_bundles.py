@@ -503,6 +503,35 @@ def test_a_stick_whose_serial_cannot_be_read_is_refused_saying_why_once(
     ob.close()
 
 
+def test_a_long_import_keeps_the_watchdog_fed(tmp_path: Path) -> None:
+    """An import runs in the daemon's main loop; with 10,000 fingers it takes
+    minutes, longer than the unit's WatchdogSec: each progress step pings."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from gateway.bioservice import BioService
+    from gateway.config import BiometricsConfig, write_secret
+    from gateway.outbox import Outbox
+
+    key = bundle.RecipientKey.new()
+    write_secret(tmp_path / "bundle.key", key.secret)
+    office = Office(tmp_path / "office", SITE, {})
+    for k in range(3):
+        office.add_tenant(Tenant(f"t-{k}", f"P {k}", f"ID-{k}", ""))
+        office.enrol(f"t-{k}", f"ID-{k}", f"P {k}", [(1, iso(k, 0))], "door access", "gate", NOW)
+    office.export(tmp_path / "stick", key.public_blob(), NOW)
+    pub = office.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw).hex()
+    cfg = BiometricsConfig(tmp_path / "bundle.key", tmp_path / "store.key", tmp_path / "sign.key", [pub], [])
+    ob = Outbox(tmp_path / "outbox")
+    svc = BioService(
+        cfg, "gw-1", SITE, tmp_path, {}, ob, lambda t, b: None, lambda e: None, clock=lambda: NOW
+    )
+    pings: list[int] = []
+    svc.keepalive = lambda: pings.append(1)
+    assert [r.result for r in svc.importer.import_dir(tmp_path / "stick", NOW)] == ["imported"]
+    assert len(pings) == 2  # the first operation and the last (every hundredth between)
+    ob.close()
+
+
 def test_a_usb_scan_that_fails_is_said_once_with_the_fix_and_its_recovery(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
