@@ -43,7 +43,6 @@ from gateway import biostore, bundle
 from gateway.biometrics import featurecache, iso19794
 from gateway.biometrics.featurecache import FeatureCache
 from gateway.biometrics.gallery import Gallery
-from gateway.biometrics.index import gallery_keys
 from protocol import cbor
 from protocol.errors import ProtocolError
 
@@ -359,12 +358,12 @@ def load_gallery(g: Gallery, st: biostore.State, cache: FeatureCache | None = No
 
 
 def save_features(g: Gallery, st: biostore.State, cache: FeatureCache) -> None:
+    kept = g.saved_form()
     out = {}
     for person, fingers in st.persons.items():
         for pos, tpl in fingers.items():
-            kept = g.stored(f"{person}/{pos}")
-            if kept:
-                out[featurecache.digest(tpl)] = (kept[0], gallery_keys(kept[0]))
+            if f"{person}/{pos}" in kept:
+                out[featurecache.digest(tpl)] = kept[f"{person}/{pos}"]
     try:
         cache.save(out)
     except OSError as e:  # derived data: the next start rebuilds it

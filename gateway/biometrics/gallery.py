@@ -99,14 +99,23 @@ class _Store:
     WORDS = mcc.ND + 1  # the sections, then the mask
 
     @staticmethod
+    def _pixels(xy: np.ndarray) -> np.ndarray:
+        """Positions as int16 pixels (as ISO records carry them)."""
+        return np.clip(np.rint(xy), -32768, 32767).astype(np.int16)
+
+    @staticmethod
+    def _turns(theta: np.ndarray) -> np.ndarray:
+        """Directions in 256ths of a turn (as ISO records carry them)."""
+        return (np.rint(theta * (256 / (2 * np.pi))).astype(np.int64) % 256).astype(np.uint8)
+
+    @staticmethod
     def quantised(f: mcc.Features) -> mcc.Features:
         """The features as the store keeps them (whole pixels, 256ths of a
         turn): enrolling these again stores the same rows, so a gallery
         rebuilt from its saved features (featurecache.py) is the gallery
         built from the records, index included."""
-        xy = np.clip(np.rint(f.xy), -32768, 32767).astype(np.float32)
-        k = (np.rint(f.theta * (256 / (2 * np.pi))).astype(np.int64) % 256).astype(np.uint8)
-        theta = k * np.float32(2 * np.pi / 256)  # float32 arithmetic, exactly as take() rebuilds it
+        xy = _Store._pixels(f.xy).astype(np.float32)
+        theta = _Store._turns(f.theta) * np.float32(2 * np.pi / 256)  # float32, exactly as take() rebuilds it
         return mcc.Features(xy, theta, f.bits, f.mask, f.width, f.height)
 
     def __init__(self) -> None:
@@ -136,8 +145,8 @@ class _Store:
             setattr(self, name, self._grown(getattr(self, name), t + 1))
         w = np.concatenate([f.bits, f.mask[:, None]], axis=1).astype("<u8")
         self.words[r : r + n] = w.view(np.uint8).reshape(n, self.WORDS, 8)[:, :, :7]
-        self.xy[r : r + n] = np.clip(np.rint(f.xy), -32768, 32767)
-        self.theta[r : r + n] = np.rint(f.theta * (256 / (2 * np.pi))).astype(np.int64) % 256
+        self.xy[r : r + n] = self._pixels(f.xy)
+        self.theta[r : r + n] = self._turns(f.theta)
         self.first[t], self.count[t] = r, n
         self.size[t] = (min(f.width, 65535), min(f.height, 65535))
         self.rows, self.templates = r + n, t + 1
@@ -252,6 +261,19 @@ class Gallery:
                 out.append(mcc.Features(b.xy[0, :n].copy(), b.theta[0, :n].copy(), b.bits[0, :n].copy(),
                                         b.mask[0, :n].copy(), w, h))  # fmt: skip
         return out
+
+    def saved_form(self) -> dict[str, tuple[mcc.Features, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Per reference, its first template's stored features and index
+        keys, as the feature cache keeps them (featurecache.py)."""
+        with self._lock:
+            keys = self._index.keys_by_template()
+            firsts = {ref: tids[0] for ref, tids in self._by_ref.items() if tids}
+        none = (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.uint8),
+            np.zeros(0, np.uint8),
+        )  # a template with no pairs
+        return {ref: (self.stored(ref)[0], keys.get(t, none)) for ref, t in firsts.items()}
 
     def refs(self) -> list[str]:
         with self._lock:

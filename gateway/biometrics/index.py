@@ -201,6 +201,20 @@ class Index:
             self._pairs[t] = len(k)
         self._pending.clear()
 
+    def keys_by_template(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each indexed template's (keys, directions, first minutiae), read
+        back from the index in one pass (ordered by key, so add() of them
+        rebuilds this same index) instead of computed again."""
+        self._flush()
+        keys = np.repeat(np.arange(KEYS), np.diff(self._start))
+        order = np.argsort(self._tids, kind="stable")
+        tids = self._tids[order]
+        cuts = np.flatnonzero(np.diff(tids)) + 1
+        out = {}
+        for part in np.split(order, cuts) if len(order) else []:
+            out[int(self._tids[part[0]])] = (keys[part], self._dirs[part], self._anchor[part])
+        return out
+
     def remove(self, tids: set[int]) -> None:
         self._flush()
         keys = np.repeat(np.arange(KEYS), np.diff(self._start))
