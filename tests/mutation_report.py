@@ -28,6 +28,8 @@ _CALL = re.compile(
 )
 
 
+# envelope._check_uint(value, hi, what, lo): `what` only names the field in the refusal's message.
+_UINT = re.compile(r'_check_uint\(([^,]+), ([^,]+), ("[^"]*"|None)(, \d+)?\)')
 # The importer's report of a refused file: Report(file, reason, message=...).
 _REPORT = re.compile(r"Report\((\w+), (\"[a-z-]+\"|e\.reason)")
 _REASON_ARG = re.compile(r"^\s*([A-Z][A-Z_]+|\"[a-z-]+\"),")
@@ -48,6 +50,23 @@ EQUIVALENT = {
         "the module's search covers 200 pages by default, the lock's capacity"
     ),
     ("firmware/core.py", "xǁLockCoreǁload_entry", "fp.delete(p, )"): "delete's count defaults to 1",
+    ("protocol/envelope.py", "xǁReplayWindowǁaccept", "if seq >= self.highest:"): (
+        "seq == highest reaches here only with its bit clear (a restored window): shifting by 0 and setting"
+        " bit 0 is what the other branch does"
+    ),
+    ("protocol/envelope.py", "xǁReplayWindowǁaccept", "if shift > self.size:"): (
+        "at shift == size every old bit shifts past the mask: both leave the bitmap 1"
+    ),
+    (
+        "protocol/envelope.py",
+        "xǁReplayWindowǁ__init__",
+        "def __init__(self, size: int = 64, highest: int = 1, bitmap: int = 0) -> None:",
+    ): "sequences start at 1 (parse refuses 0): highest 1, its bit clear, accepts what highest 0 does",
+    (
+        "protocol/envelope.py",
+        "xǁReplayWindowǁ__init__",
+        "def __init__(self, size: int = 64, highest: int = 0, bitmap: int = 1) -> None:",
+    ): "that bit stands for sequence 0, which no envelope carries (parse refuses it); it only ever shifts",
     (
         "protocol/seal.py",
         "x_open_receipt",
@@ -82,6 +101,12 @@ def classify(path: str, func: str, before: str, after: str) -> tuple[str, str]:
         return (
             "message",
             "the message of record.py's one refusal (its reason is fixed); tests assert the reason",
+        )
+    ub, ua = _UINT.search(before), _UINT.search(after)
+    if ub and ua and (ub.group(1), ub.group(2), ub.group(4)) == (ua.group(1), ua.group(2), ua.group(4)):
+        return (
+            "message",
+            "envelope._check_uint's `what` names the field in the message only; the bounds are the same",
         )
     pb, pa = _REPORT.search(before), _REPORT.search(after)
     if pb and pa and "message=" in before and pb.groups() == pa.groups():
