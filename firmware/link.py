@@ -14,6 +14,7 @@
 # umqtt.simple calls the callback before it sends PUBACK, so the callback
 # only does work whose effects are durable before it returns.
 
+from firmware.version import VERSION
 from protocol import envelope
 from protocol.errors import ProtocolError
 
@@ -60,6 +61,11 @@ class Link:
         for leaf in ("cmd", "rec-ack", "time", "bl", "ent"):
             c.subscribe(self._t(leaf), 1)
         c.publish(self._t("availability"), b"online", True, 1)
+        # Which firmware runs here, for the gateway's `info` message: to the
+        # gateway (local key), which reads it and does not pass it on.
+        hello = envelope.seal(self.core.k_local, "hello", self.id, self.core.next_seq(), self.now or 0,
+                              {1: VERSION})  # fmt: skip
+        c.publish(self._t("evt"), hello, False, 1)
         self.client = c
         self.connected = True
         self.backoff = 1

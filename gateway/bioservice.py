@@ -64,6 +64,7 @@ class BioService:
         self.cfg = cfg
         self.id = gateway_id
         self.lock_keys = lock_keys
+        self.results: dict[str, int] = {}  # bundle files imported, by result
         self.outbox = outbox
         self.publish_local = publish_local
         self.event = event
@@ -131,9 +132,16 @@ class BioService:
             if mount is None:
                 continue  # not mounted yet: try again next poll
             self._seen.add(s.serial)
-            reports = self.importer.import_dir(mount, int(self.clock()))
+            reports = self.import_dir(mount, int(self.clock()))
             self.event({"event": "bundle-import-done", "files": len(reports),
                         "imported": sum(r.result == "imported" for r in reports)})  # fmt: skip
+
+    def import_dir(self, folder: Path, now: int) -> list[usb_import.Report]:
+        """Import a folder's bundles, counting each file's result (metrics)."""
+        reports = self.importer.import_dir(folder, now)
+        for r in reports:
+            self.results[r.result] = self.results.get(r.result, 0) + 1
+        return reports
 
     def _serial_unreadable(self, s: usb_import.Stick) -> None:
         where = f"{s.bus}:{s.address}"
@@ -238,4 +246,5 @@ class BioService:
             "persons": len(st.persons),
             "pending": {k: len(v) for k, v in st.pending.items() if v},
             "delivered": st.delivered,
+            "imports": dict(self.results),
         }

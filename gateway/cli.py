@@ -48,6 +48,7 @@ def _cmd_gateway_run(args: argparse.Namespace) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: gw.stop())
     signal.signal(signal.SIGINT, lambda *_: gw.stop())
+    signal.signal(signal.SIGHUP, lambda *_: gw.request_reload())  # locks.json again, as `lock add` asks
     from gateway.sdnotify import Notifier
 
     gw.run(Notifier())  # returns once SIGTERM's drain is done; tells systemd when ready, pings its watchdog
@@ -68,6 +69,80 @@ def _cmd_gateway_check_config(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr)
         return 1
     print(f"{args.config}: ok (gateway {cfg.id}, site {cfg.site}, {len(locks)} locks)")
+    return 0
+
+
+def _cmd_gateway_init(args: argparse.Namespace) -> int:
+    from gateway import provision
+
+    try:
+        ticket = provision.read_ticket(args.ticket, provision.GatewayTicket)
+        plan = provision.InitPlan(
+            config=args.config, ticket=ticket, lock_server=args.lock_server, local_port=args.local_port,
+            mosquitto_dir=args.mosquitto_dir, state_dir=args.state_dir, broker_pid_file=args.broker_pid_file,
+            wifi_ssid=args.wifi, biometrics=not args.no_biometrics, metrics_textfile=args.metrics_textfile,
+        )  # fmt: skip
+        written = provision.init(plan)
+    except provision.ProvisionError as e:
+        print(f"lockedge: {e}", file=sys.stderr)
+        return 2
+    print(f"gateway {ticket.gateway} of site {ticket.site} initialised:")
+    for p in written:
+        print(f"  wrote {p}")
+    if plan.biometrics:
+        print(
+            f"give the office {args.config.parent / 'bundle.pub'} (this gateway's public bundle key), and put"
+        )
+        print("  the office's public key (`lockedge office public-key`) in [biometrics] issuers")
+    print(f"then: systemctl reload mosquitto; lockedge gateway check-config --config {args.config}")
+    return 0
+
+
+def _tell_running(cfg: object) -> str:
+    """Ask a running daemon to read locks.json again."""
+    from gateway import control
+
+    state_dir = getattr(cfg, "state_dir")  # noqa: B009
+    try:
+        answer = control.request(state_dir, {"op": "reload"}, timeout=10)
+    except control.ControlUnavailable:
+        return "the gateway is not running: it reads the locks when it starts"
+    if not answer.get("ok"):
+        return f"the running gateway did not reload: {answer.get('error')}"
+    return f"the running gateway reloaded: it serves {answer['locks']} locks"
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from gateway import config, provision
+
+    try:
+        cfg = config.load(args.config)
+        if args.lock_verb == "add":
+            ticket = provision.read_ticket(args.ticket, provision.LockTicket)
+            if ticket.lock != args.id:
+                print(
+                    f"lockedge: {args.ticket} is the ticket of {ticket.lock}, not of {args.id[:64]}",
+                    file=sys.stderr,
+                )
+                return 2
+            added = provision.add_lock(cfg, args.ticket, args.out, args.wifi)
+            print(f"{added.lock} added; its provisioning folder: {added.folder} ({', '.join(added.files)})")
+            print(f"  copy it to the board with the root.key the cloud wrote for {added.lock}")
+        elif args.lock_verb == "remove":
+            provision.remove_lock(cfg, args.id)
+            print(f"{args.id} removed: its key and broker login are gone; retire it at the cloud too")
+        else:
+            for lock, login in provision.list_locks(cfg):
+                print(f"{lock}  broker login: {'yes' if login else 'MISSING'}")
+            return 0
+    except provision.ProvisionError as e:
+        print(f"lockedge: {e}", file=sys.stderr)
+        return 2
+    except (config.ConfigError, OSError) as e:
+        print(f"lockedge: {e}", file=sys.stderr)
+        return 2
+    print(provision.reload_broker(cfg))
+    print(_tell_running(cfg))
     return 0
 
 
@@ -304,6 +379,26 @@ def _site_size(text: str) -> int:
     return n
 
 
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port number") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{n}: a port is 1..65535")
+    return n
+
+
+def _config_arg(p: argparse.ArgumentParser, what: str = "gateway.toml") -> None:
+    """--config, defaulting to $LOCKEDGE_CONFIG or /etc/lockedge/gateway.toml."""
+    import os
+
+    default = Path(os.environ.get("LOCKEDGE_CONFIG") or "/etc/lockedge/gateway.toml")
+    p.add_argument(
+        "--config", type=Path, default=default, help=f"{what} (default {default}; $LOCKEDGE_CONFIG)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lockedge", description="Edge agent for smart locks and gates.")
     p.add_argument("--version", action="version", version=f"lockedge {__version__}")
@@ -311,19 +406,62 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="run the demo (protocol walk-through)").set_defaults(fn=_cmd_demo)
     sub.add_parser("version", help="print the version").set_defaults(fn=_cmd_version)
     gw = sub.add_parser("gateway", help="the gateway daemon").add_subparsers(dest="gw_verb", required=True)
-    run = gw.add_parser("run", help="run the daemon (SIGTERM drains and exits)")
-    run.add_argument("--config", type=Path, required=True)
+    init = gw.add_parser("init", help="write a working installation from the cloud's gateway ticket")
+    _config_arg(init, "where to write gateway.toml (its keys go beside it)")
+    init.add_argument(
+        "--ticket", type=Path, required=True, help="the gateway's ticket (`lockedge cloud provision`)"
+    )
+    init.add_argument("--lock-server", required=True, help="this gateway's address on the lock network")
+    init.add_argument("--local-port", type=_port, default=1883, help="the local broker's port (default 1883)")
+    init.add_argument(
+        "--mosquitto-dir",
+        type=Path,
+        default=Path("/etc/mosquitto"),
+        help="the local Mosquitto's config folder (conf.d/, password file and ACL go there)",
+    )
+    init.add_argument("--broker-pid-file", default="/run/mosquitto/mosquitto.pid",
+                      help="signalled to reload the broker when a lock is added or removed")  # fmt: skip
+    init.add_argument("--state-dir", default="/var/lib/lockedge", help="the daemon's state folder")
+    init.add_argument("--wifi", help="the lock network's Wi-Fi name (for each lock's lock.json)")
+    init.add_argument(
+        "--no-biometrics", action="store_true", help="no [biometrics] section and no bundle key"
+    )
+    init.add_argument("--metrics-textfile", help="write metrics for node_exporter's textfile collector here")
+    init.set_defaults(fn=_cmd_gateway_init)
+    run = gw.add_parser("run", help="run the daemon (SIGTERM drains and exits, SIGHUP reloads the locks)")
+    _config_arg(run)
     run.set_defaults(fn=_cmd_gateway_run)
     chk = gw.add_parser("check-config", help="check gateway.toml whole: every problem, one per line")
-    chk.add_argument("--config", type=Path, required=True)
+    _config_arg(chk)
     chk.set_defaults(fn=_cmd_gateway_check_config)
     status = gw.add_parser("status", help="links, backlog, oldest unacked record, locks")
-    status.add_argument("--config", type=Path, required=True)
+    _config_arg(status)
     status.set_defaults(fn=_cmd_gateway_status)
     imp = gw.add_parser("import", help="import the bundles in a folder (a mounted stick) now")
-    imp.add_argument("--config", type=Path, required=True)
-    imp.add_argument("--dir", type=Path, required=True)
+    _config_arg(imp)
+    imp.add_argument("--dir", type=Path, required=True, help="the folder holding the *.lkb bundles")
     imp.set_defaults(fn=_cmd_gateway_import)
+    lk = sub.add_parser("lock", help="the locks this gateway serves").add_subparsers(
+        dest="lock_verb", required=True
+    )
+    add = lk.add_parser("add", help="add a lock from its cloud ticket, without restarting the gateway")
+    add.add_argument("id", help="the lock's id (as on its ticket)")
+    add.add_argument(
+        "--ticket", type=Path, required=True, help="the lock's ticket (`lockedge cloud provision`)"
+    )
+    add.add_argument(
+        "--out", type=Path, required=True, help="the lock's provisioning folder is written in here"
+    )
+    add.add_argument("--wifi", help="the lock network's Wi-Fi name (default: local.wifi_ssid of the config)")
+    _config_arg(add)
+    add.set_defaults(fn=_cmd_lock)
+    rm = lk.add_parser("remove", help="stop serving a lock: its key and broker login are removed")
+    rm.add_argument("id", help="the lock's id")
+    _config_arg(rm)
+    rm.set_defaults(fn=_cmd_lock)
+    ls = lk.add_parser("list", help="the locks in locks.json, and whether each has a broker login")
+    _config_arg(ls)
+    ls.set_defaults(fn=_cmd_lock)
     from simulators.office_cli import add_parser as add_office
 
     add_office(sub)
@@ -331,17 +469,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cloud(sub)
     sim = sub.add_parser("sim", help="simulators").add_subparsers(dest="sim_verb", required=True)
-    lock = sim.add_parser("lock", help="run one simulated lock (script on stdin)")
-    lock.add_argument("--id", required=True)
+    lock = sim.add_parser(
+        "lock",
+        help="run one simulated lock (script on stdin)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="One simulated lock running the unchanged firmware, driven by lines on stdin:\n"
+        "  code DIGITS       type a code and # on the keypad\n"
+        "  finger FILE       present a finger whose image gives the ISO template in FILE\n"
+        "  exit              press the exit button\n"
+        "  door open|close   the door contact\n"
+        "  power-cut         cut the power (flash writes in progress are torn)\n"
+        "  boot              power on again after a cut\n"
+        "  wait SECONDS      pause the script (0..3600)\n"
+        "  status            print the lock's state as one JSON line\n"
+        "  quit              stop",
+    )
+    lock.add_argument("--id", required=True, help="the lock's device id")
     lock.add_argument("--broker", required=True, help="local broker, 127.0.0.1:PORT")
     lock.add_argument("--gateway", default="gw-1", help="the gateway's device id")
-    lock.add_argument("--root-key-file", type=Path, required=True)
-    lock.add_argument("--password-file", type=Path, required=True)
+    lock.add_argument("--root-key-file", type=Path, required=True, help="the lock's 32-byte root key (0600)")
+    lock.add_argument(
+        "--password-file", type=Path, required=True, help="its password on the local broker (0600)"
+    )
     lock.add_argument("--flash", type=Path, required=True, help="directory standing for the lock's flash")
     lock.set_defaults(fn=_cmd_sim_lock)
     site = sim.add_parser("site", help="a simulated community: brokers, gateway, locks, cloud")
     site.add_argument("--locks", type=_site_size, default=20, help="1..500 (the day scenario needs 3)")
-    site.add_argument("--scenario", choices=("day", "mini"), default="day")
+    site.add_argument(
+        "--scenario", choices=("day", "mini"), default="day", help="a whole day, or a short check"
+    )
     site.add_argument("--report", type=Path, default=None, help="also write the report as JSON")
     site.set_defaults(fn=_cmd_sim_site)
     return p

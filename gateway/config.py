@@ -41,6 +41,23 @@ class BrokerConfig:
 
 
 @dataclass
+class LocalSite:
+    """The installer's settings of [local] (gateway/provision.py)."""
+
+    passwd_file: Path | None = None
+    broker_pid_file: Path | None = None
+    lock_server: str | None = None
+    wifi_ssid: str | None = None
+    wifi_password_file: Path | None = None
+
+
+@dataclass
+class MetricsConfig:
+    textfile: Path | None = None
+    port: int | None = None
+
+
+@dataclass
 class GateConfig:
     id: str
     open_seconds: float = 5.0
@@ -76,6 +93,9 @@ class GatewayConfig:
     wrong_codes_alarm_per_hour: int = 30
     gate: GateConfig | None = None
     biometrics: BiometricsConfig | None = None
+    site_local: LocalSite = field(default_factory=LocalSite)
+    metrics: MetricsConfig | None = None
+    path: Path | None = None  # the file it was read from (its digest goes in the `info` message)
 
     def root_key(self) -> bytes:
         key = read_secret(self.root_key_file)
@@ -159,7 +179,22 @@ def load(path: Path) -> GatewayConfig:
             poll_s=b.poll_s,
             fpir=b.fpir,
         )
+    lo = f.local
+
+    def rel(v: str | None) -> Path | None:
+        return (base / v) if v else None
+
+    metrics = None if f.metrics is None else MetricsConfig(rel(f.metrics.textfile), f.metrics.port)
     return GatewayConfig(
+        path=path,
+        site_local=LocalSite(
+            rel(lo.passwd_file),
+            rel(lo.broker_pid_file),
+            lo.lock_server,
+            lo.wifi_ssid,
+            rel(lo.wifi_password_file),
+        ),
+        metrics=metrics,
         id=g.id,
         site=g.site,
         state_dir=base / g.state_dir,

@@ -43,6 +43,29 @@ class BrokerSection(_Section):
     keepalive: int = Field(default=30, ge=5, le=3600)
 
 
+class LocalBrokerSection(BrokerSection):
+    """[local]: the broker on the lock network. The keys past the link's own
+    are the installer's (`lockedge lock add/remove`, `gateway init`)."""
+
+    # The broker's password database, where `lock add` writes each lock's
+    # login (mosquitto_passwd), and its pid file, signalled to reload it.
+    passwd_file: str | None = None
+    broker_pid_file: str | None = None
+    # What a lock's lock.json names: the broker's address on the lock
+    # network, and the lock network's Wi-Fi (its passphrase in a 0600 file).
+    lock_server: str | None = Field(default=None, min_length=1, max_length=253)
+    wifi_ssid: str | None = Field(default=None, min_length=1, max_length=32)
+    wifi_password_file: str | None = None
+
+
+class MetricsSection(_Section):
+    """[metrics]: Prometheus text format (docs/gateway.md), in a file for
+    node_exporter's textfile collector, on a loopback port, or both."""
+
+    textfile: str | None = Field(default=None, min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)  # served on 127.0.0.1 only
+
+
 class RelaySection(_Section):
     timeout_s: float = Field(default=10.0, gt=0, le=600)
     window: int = Field(default=64, ge=1, le=10_000)
@@ -102,11 +125,12 @@ class BiometricsSection(_Section):
 class GatewayFile(_Section):
     gateway: GatewaySection
     cloud: BrokerSection = BrokerSection()
-    local: BrokerSection = BrokerSection()
+    local: LocalBrokerSection = LocalBrokerSection()
     relay: RelaySection = RelaySection()
     upload: UploadSection = UploadSection()
     gate: GateSection | None = None
     biometrics: BiometricsSection | None = None
+    metrics: MetricsSection | None = None
 
 
 def check(data: dict[str, object], path: Path) -> tuple[GatewayFile | None, list[str]]:

@@ -5,6 +5,7 @@ network threads only queue what arrives.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from gateway import config as cfgmod
 from gateway.bioservice import BioService
 from gateway.control import ControlServer
 from gateway.gate import Gate, GatePins
+from gateway.metrics import Metrics
 from gateway.mqttlink import Inbound, MqttLink
 from gateway.outbox import GroupCommitter, Outbox
 from gateway.relay import Answer, CommandRelay, Refused, ToCloud, ToLock
@@ -31,7 +33,7 @@ from gateway.schedule import AuthOp, AuthSchedule, ScheduleError
 from gateway.sdnotify import Notifier
 from gateway.statelock import StateLock
 from gateway.store import atomic_write, open_db
-from protocol import envelope, errors, keys, record
+from protocol import __version__, envelope, errors, keys, record
 from protocol.errors import ProtocolError
 from protocol.verifier import CodeVerifier
 
@@ -39,6 +41,7 @@ log = logging.getLogger("lockedge.gateway")
 
 MAX_PAYLOAD = 64 * 1024
 SEQ_RESERVE = 10_000
+INFO_INTERVAL = 3600.0  # `info` is republished on every change, and hourly for its uptime
 
 
 @dataclass
@@ -51,6 +54,10 @@ class Stats:
     last_upload: float = 0.0
     clock_drift: dict[str, float] = field(default_factory=dict)
     auth: dict[str, int] = field(default_factory=dict)
+    decisions: dict[str, int] = field(default_factory=dict)  # "kind:reason" of each new pass record
+
+    def decide(self, kind_reason: str) -> None:
+        self.decisions[kind_reason] = self.decisions.get(kind_reason, 0) + 1
 
     def refuse(self, reason: str) -> None:
         key = reason.split(":")[0]
@@ -104,13 +111,20 @@ class Gateway:
         self.started_at = time.time()
         self.committer = GroupCommitter(self.outbox)
         self.relay = CommandRelay(set(self.lock_keys), timeout=cfg.command_timeout, window=cfg.command_window)
-        self.local_rx = envelope.Receiver(lambda s, t: self.lock_keys.get(s) if t == "rec" else None)
+        self.local_rx = envelope.Receiver(
+            lambda s, t: self.lock_keys.get(s) if t in ("rec", "hello") else None
+        )
         self.cloud_rx = envelope.Receiver(lambda s, t: self.k_cmd if s == "cloud" else None)
         self.inbox: queue.Queue[Inbound | tuple[str, str] | tuple[str, Any]] = queue.Queue()
         self.stats = Stats()
         self.schedule = AuthSchedule(self.db)
         self._next_auth_tick = 0.0
         self.availability: dict[str, str] = {}
+        self.firmware: dict[str, str] = {}  # lock -> the version its last `hello` said
+        self._info_due = True  # the retained `info` message needs (re)publishing
+        self._next_info = 0.0
+        self._cloud_was_up = False
+        self.metrics = Metrics(cfg.metrics) if cfg.metrics is not None else None
         self._seq = self._load_seq()
         self.wrong_codes = SiteRate(cfg.wrong_codes_alarm_per_hour, self._site_alarm)
         self._cursor: tuple[int, int] | None = None
@@ -189,6 +203,9 @@ class Gateway:
     def _t_status(self) -> str:
         return f"site/{self.cfg.site}/gw/{self.cfg.id}/status"
 
+    def _t_info(self) -> str:
+        return f"site/{self.cfg.site}/gw/{self.cfg.id}/info"
+
     def _t_availability(self) -> str:
         return f"site/{self.cfg.site}/gw/{self.cfg.id}/availability"
 
@@ -223,6 +240,8 @@ class Gateway:
 
     def start(self) -> None:
         self.control = ControlServer(self.cfg.state_dir, lambda rq, f: self.inbox.put(("control", (rq, f))))
+        if self.metrics is not None:
+            self.metrics.start()  # a taken port fails the start, before READY=1
         self.local.start()
         self.cloud.start()
 
@@ -236,6 +255,8 @@ class Gateway:
         if self.bio is not None:
             self.bio.keepalive = sd.watchdog  # imports run in this loop and may take minutes
         self.start()
+        log.info("gateway %s started (lockedge %s, site %s, %d locks, config %s)", self.cfg.id, __version__,
+                 self.cfg.site, len(self.lock_keys), self.info()["config_digest"] or "-")  # fmt: skip
         sd.ready(f"gateway {self.cfg.id}: {len(self.lock_keys)} locks")
         try:
             while not self._stop.is_set():
@@ -247,12 +268,15 @@ class Gateway:
             self.committer.close()
             self.cloud.stop(farewell=(self._t_availability(), b"offline"))
             self.local.stop()
+            if self.metrics is not None:
+                self.metrics.close()
             if self.gate is not None:
                 self.gate.close()
             self.outbox.close()
             if self.control is not None:
                 self.control.close()
             self._state_lock.release()
+            log.info("gateway %s stopped", self.cfg.id)
 
     def _drain(self, budget: float = 5.0) -> None:
         # SIGTERM: stop taking new work, let what is queued reach the outbox,
@@ -297,6 +321,11 @@ class Gateway:
         if time.monotonic() >= self._next_status:
             self._next_status = time.monotonic() + self.cfg.status_interval
             self.publish_status()
+        up = self.cloud.connected.is_set()
+        if up and (self._info_due or not self._cloud_was_up or time.monotonic() >= self._next_info):
+            self._next_info = time.monotonic() + INFO_INTERVAL
+            self.publish_info()
+        self._cloud_was_up = up
 
     # -- inbound ---------------------------------------------------------------
 
@@ -312,6 +341,7 @@ class Gateway:
                 self._ack_lock(*what)
             elif source == "gate-record":
                 self._upload_due = True
+                self.stats.decide(f"{what.kind}:{what.reason}")
                 if what.kind == "code" and what.reason == "wrong-code":
                     self.wrong_codes.count([what])
             elif source == "gate-input":
@@ -375,12 +405,22 @@ class Gateway:
             if env.sender != lock:
                 self._refuse(f"lock/{lock}/evt", "event from another sender")
                 return False
+            if env.type == "hello":  # to us (local key): which firmware, for `info`; not passed on
+                body = self.local_rx.open(payload).body
+                fw = body.get(1) if isinstance(body, dict) else None
+                if not isinstance(fw, str) or not 0 < len(fw) <= 32:
+                    raise ProtocolError(errors.INVALID, "hello: firmware version is 1..32 characters")
+                self.firmware[lock] = fw
+                self._info_due = True
+                return False
             self.cloud.publish(f"site/{self.cfg.site}/lock/{lock}/evt", payload)
         elif kind == "availability":
             state = payload.decode(errors="replace")[:16]
             if state not in ("online", "offline"):
                 self._refuse(f"lock/{lock}/availability", "unknown availability")
                 return False
+            if self.availability.get(lock) != state:
+                self._info_due = True
             self.availability[lock] = state
             self.cloud.publish(f"site/{self.cfg.site}/lock/{lock}/availability", payload, retain=True)
             if state == "online":
@@ -404,11 +444,11 @@ class Gateway:
         if any(r.device != lock for r in recs):
             raise ProtocolError("invalid-field", "a lock may only submit its own records")
         items = [(r.device, r.seq, r.encode()) for r in recs]
-        wrong = frozenset((r.device, r.seq) for r in recs if r.kind == "code" and r.reason == "wrong-code")
+        why = {(r.device, r.seq): f"{r.kind}:{r.reason}" for r in recs}
 
         def durable(res: list[bool]) -> None:
             # Called on the committer's thread after fsync: hand back to ours.
-            self.inbox.put(("records-durable", (lock, items, res, item, wrong)))
+            self.inbox.put(("records-durable", (lock, items, res, item, why)))
 
         self.committer.submit(items, durable)
 
@@ -418,7 +458,7 @@ class Gateway:
         items: list[tuple[str, int, bytes]],
         res: list[bool],
         item: Inbound,
-        wrong: frozenset[tuple[str, int]] = frozenset(),
+        why: dict[tuple[str, int], str] | None = None,
     ) -> None:
         # Runs after fsync: only now may the broker and the lock forget them.
         self.local.ack(item)
@@ -426,7 +466,10 @@ class Gateway:
         self.stats.records_in += sum(res)
         self.stats.records_duplicate += len(res) - sum(res)
         fresh = [(d, s) for (d, s, _b), new in zip(items, res, strict=True) if new]
-        self.wrong_codes.count([k for k in fresh if k in wrong])  # stored now: counted once
+        why = why or {}
+        for k in fresh:  # stored now: counted once
+            self.stats.decide(why.get(k, "?"))
+        self.wrong_codes.count([k for k in fresh if why.get(k) == "code:wrong-code"])
         body = [lock, [seq for _d, seq, _b in items]]
         msg = envelope.seal(
             self.lock_keys[lock], "rec-ack", self.cfg.id, self._next_seq(), int(self.clock()), body
@@ -505,6 +548,8 @@ class Gateway:
         op = req.get("op")
         if op == "status":
             fut.set_result({"ok": True, "status": self.status()})
+        elif op == "reload":
+            fut.set_result(self.reload_locks())
         elif op == "import":
             folder = req.get("dir")
             if self.bio is None:
@@ -512,11 +557,41 @@ class Gateway:
             elif not isinstance(folder, str) or not os.path.isabs(folder):
                 fut.set_result({"ok": False, "error": "import needs an absolute folder"})
             else:
-                reports = self.bio.importer.import_dir(Path(folder), int(self.clock()))
+                reports = self.bio.import_dir(Path(folder), int(self.clock()))
                 self._upload_due = True  # each import wrote an audit record
                 fut.set_result({"ok": True, "reports": [r.as_dict() for r in reports]})
         else:
             fut.set_result({"ok": False, "error": f"unknown request {str(op)[:40]!r}"})
+
+    def reload_locks(self) -> dict[str, Any]:
+        """Read locks.json again (`lockedge lock add/remove`, SIGHUP): a lock
+        added is served from now on, a removed one is refused from now on,
+        without a restart. The dict is changed in place: the receivers,
+        the relay and the biometric service hold it. A file that does not
+        read keeps the locks as they were."""
+        try:
+            new = self.cfg.lock_keys()
+        except (cfgmod.ConfigError, OSError) as e:
+            log.error("locks not reloaded, the running set is kept: %s", e)
+            return {"ok": False, "error": str(e)}
+        added = sorted(set(new) - set(self.lock_keys))
+        removed = sorted(set(self.lock_keys) - set(new))
+        changed = sorted(k for k in set(new) & set(self.lock_keys) if new[k] != self.lock_keys[k])
+        self.lock_keys.clear()
+        self.lock_keys.update(new)
+        self.relay.known.clear()
+        self.relay.known.update(new)
+        for lock in removed:
+            self.availability.pop(lock, None)
+            self.firmware.pop(lock, None)
+        log.info("locks reloaded: %d served (added %s, removed %s, key changed %s)", len(new),
+                 added or "none", removed or "none", changed or "none")  # fmt: skip
+        self._info_due = True
+        return {"ok": True, "locks": len(new), "added": added, "removed": removed, "changed": changed}
+
+    def request_reload(self) -> None:
+        """From a signal handler: the reload runs on the daemon's thread."""
+        self.inbox.put(("control", ({"op": "reload"}, Future())))
 
     def _cloud_to_lock(self, lock: str, leaf: str, payload: bytes, qos: int = 1) -> None:
         """Relay the cloud's envelope for one lock unchanged: a blacklist update
@@ -632,12 +707,45 @@ class Gateway:
             "locks": self.availability,
             "clock_drift_s": self.stats.clock_drift,
             "authorizations": self.stats.auth,
+            "decisions": self.stats.decisions,
             **({"biometrics": self.bio.report()} if self.bio is not None else {}),
         }
+
+    def info(self) -> dict[str, Any]:
+        """The retained `info` message (as Zigbee2MQTT's bridge/info): what
+        runs here, since when, with which config, serving which locks."""
+        digest = ""
+        if self.cfg.path is not None:
+            try:
+                digest = hashlib.sha256(self.cfg.path.read_bytes()).hexdigest()[:16]
+            except OSError:
+                digest = "unreadable"
+        return {
+            "gateway": self.cfg.id,
+            "site": self.cfg.site,
+            "version": __version__,
+            "started_at": round(self.started_at),
+            "uptime_s": round(time.time() - self.started_at),
+            "config_digest": digest,  # sha256 of gateway.toml, first 16 hex digits: which config runs
+            "locks": {
+                lock: {
+                    "firmware": self.firmware.get(lock),
+                    "availability": self.availability.get(lock, "unknown"),
+                }
+                for lock in sorted(self.lock_keys)
+            },
+        }
+
+    def publish_info(self) -> None:
+        if self.cloud.connected.is_set():
+            self.cloud.publish(self._t_info(), json.dumps(self.info()).encode(), retain=True)
+            self._info_due = False
 
     def publish_status(self) -> None:
         st = self.status()
         atomic_write(self.cfg.state_dir / "status.json", json.dumps(st).encode(), durable=False)
+        if self.metrics is not None:
+            self.metrics.update(st)
         if self.cloud.connected.is_set():
             self.cloud.publish(self._t_status(), json.dumps(st).encode(), retain=True)
 

@@ -1,17 +1,28 @@
-"""The local broker's access control and hardening, from the shipped
-templates in packaging/mosquitto/ (the tests' brokers use the same lines)."""
+"""The local broker's access control and hardening, from the templates the
+package carries (gateway/data/mosquitto/, read through importlib.resources so
+an installed wheel finds them too). `gateway init` renders them for the
+site's Mosquitto; the tests' brokers apply the same lines."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
-_DIR = Path(__file__).resolve().parent.parent / "packaging" / "mosquitto"
-TEMPLATE = _DIR / "acl.template"
-CONF_TEMPLATE = _DIR / "local.conf.template"
+
+def _template(name: str) -> str:
+    return resources.files("gateway").joinpath("data", "mosquitto", name).read_text()
 
 
 def acl_text(gateway_user: str) -> str:
-    return TEMPLATE.read_text().replace("@GATEWAY_USER@", gateway_user)
+    return _template("acl.template").replace("@GATEWAY_USER@", gateway_user)
+
+
+def conf_text(listen: str, port: int, password_file: str, acl_file: str) -> str:
+    """The conf.d file for the site's Mosquitto."""
+    out = _template("local.conf.template")
+    for k, v in (("@LISTEN_ADDRESS@", listen), ("@PORT@", str(port)), ("@PASSWORD_FILE@", password_file),
+                 ("@ACL_FILE@", acl_file)):  # fmt: skip
+        out = out.replace(k, v)
+    return out
 
 
 def security_lines() -> list[str]:
@@ -19,7 +30,7 @@ def security_lines() -> list[str]:
     next blank line, comments dropped."""
     out: list[str] = []
     inside = False
-    for line in CONF_TEMPLATE.read_text().splitlines():
+    for line in _template("local.conf.template").splitlines():
         if line.startswith("# @security"):
             inside = True
             continue

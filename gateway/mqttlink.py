@@ -68,6 +68,7 @@ class MqttLink:
         self.will = will
         self.online = online
         self.connected = threading.Event()
+        self._stopping = False
         self.protocol = mqtt.MQTTv5
         self.client = self._make_client()
 
@@ -138,6 +139,7 @@ class MqttLink:
         if self.online:
             c.publish(self.online[0], self.online[1], qos=1, retain=True)
         self.connected.set()
+        log.info("%s: connected to %s:%d", self.name, self.broker.host, self.broker.port)
         self.inbox.put((self.name, "connected"))
 
     def _restart(self) -> None:
@@ -149,7 +151,10 @@ class MqttLink:
         self, c: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Properties | None
     ) -> None:
         if self.connected.is_set():
-            log.warning("%s: disconnected (%s)", self.name, rc)
+            if self._stopping:  # ours: a clean stop is no warning
+                log.info("%s: disconnected (stopping)", self.name)
+            else:
+                log.warning("%s: disconnected (%s)", self.name, rc)
         self.connected.clear()
         self.inbox.put((self.name, "disconnected"))
 
@@ -186,6 +191,7 @@ class MqttLink:
         return self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
 
     def stop(self, farewell: tuple[str, bytes] | None = None) -> None:
+        self._stopping = True
         if farewell and self.connected.is_set():
             try:
                 self.client.publish(farewell[0], farewell[1], qos=1, retain=True).wait_for_publish(2)

@@ -81,29 +81,40 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     off = sub.add_parser("office", help="the management office (enrolment, bundle export)")
     off.add_argument("--folder", type=Path, required=True, help="the office store")
-    off.add_argument("--site", default="site-7")
+    off.add_argument("--site", default="site-7", help="the site the office serves (default site-7)")
     off.add_argument(
         "--seal-keys", help="JSON {lock id: hex seal key} from the cloud (0600), for sealing lock entries"
     )
     v = off.add_subparsers(dest="office_verb", required=True)
     t = v.add_parser("tenant", help="add a tenant account")
-    for a in ("--id", "--name", "--document", "--lock"):
-        t.add_argument(a, required=True)
+    for a, what in (
+        ("--id", "the tenant's account id"),
+        ("--name", "their name"),
+        ("--document", "their identity document's number"),
+        ("--lock", "the lock of their door"),
+    ):
+        t.add_argument(a, required=True, help=what)
     e = v.add_parser("enrol", help="check identity, record consent, take templates")
-    for a in ("--id", "--name", "--document", "--purpose", "--scope"):
-        e.add_argument(a, required=True)
+    for a, what in (
+        ("--id", "the tenant's account id"),
+        ("--name", "their name, as on the document"),
+        ("--document", "the identity document checked at the desk"),
+        ("--purpose", "what the fingerprints are for, as consented"),
+        ("--scope", "the consent's scope, as the person agreed it"),
+    ):
+        e.add_argument(a, required=True, help=what)
     e.add_argument("--template", action="append", required=True, help="FINGER=ISO_19794_2_FILE")
     d = v.add_parser("delete", help="consent withdrawn or moved out")
-    d.add_argument("--id", required=True)
-    d.add_argument("--why", default="move-out")
+    d.add_argument("--id", required=True, help="the person whose templates are deleted everywhere")
+    d.add_argument("--why", default="move-out", help="recorded reason (default move-out)")
     x = v.add_parser("export", help="write pending operations as a bundle onto the stick")
-    x.add_argument("--stick", type=Path, required=True)
+    x.add_argument("--stick", type=Path, required=True, help="the mounted provisioning stick")
     x.add_argument("--gateway-public", type=Path, required=True, help="the gateway's public key blob")
     r = v.add_parser("receipts", help="apply the locks' delivery receipts, as the cloud received them")
     r.add_argument("--file", type=Path, required=True, help="one '<lock id> <hex receipt>' per line")
     st = v.add_parser(
         "status", help="per tenant and device: what is applied (with its proof), what is pending"
     )
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="as JSON, for scripts")
     v.add_parser("public-key", help="print the office's Ed25519 public key (for gateway.toml)")
     off.set_defaults(fn=run)

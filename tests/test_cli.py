@@ -57,10 +57,13 @@ def test_every_subcommand_with_bad_arguments_prints_one_clear_line_and_no_traceb
     for path, leaf in _leaves(build_parser()):
         assert isinstance(leaf, argparse.ArgumentParser)
         required = [a for a in leaf._actions if a.required and a.option_strings]
+        positional = [a for a in leaf._actions if not a.option_strings and a.nargs is None]
         runs: list[list[str]] = []
-        if required:
+        if required or positional:
             runs.append(list(path))
-        args = list(path)
+        args = list(path) + ["x"] * len(positional)
+        if any("--config" in a.option_strings and not a.required for a in leaf._actions):
+            args += ["--config", missing]  # its default (/etc/lockedge/gateway.toml) is not tried here
         for a in required:
             args += [
                 a.option_strings[0],
@@ -70,7 +73,7 @@ def test_every_subcommand_with_bad_arguments_prints_one_clear_line_and_no_traceb
                 or a.dest in ("db", "roots", "folder", "flash", "stick", "config", "dir")
                 else "x",
             ]
-        runs.append(args if required else [*path, "--no-such-option"])
+        runs.append(args if required or len(args) > len(path) else [*path, "--no-such-option"])
         for argv in runs:
             try:
                 rc = main(argv)
@@ -173,3 +176,29 @@ def test_the_cloud_cli_says_what_is_wrong_with_its_files(
         assert main(["cloud", *args, "report"]) == 2
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err, err
+
+
+def test_every_option_of_every_subcommand_says_what_it_does() -> None:
+    """Issue 20: the help text of every option says what it does."""
+    import argparse
+
+    from gateway.cli import build_parser
+
+    silent: list[str] = []
+    seen = 0
+
+    def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        nonlocal seen
+        for a in p._actions:  # every parser, not only the leaves: `office --site` too
+            if isinstance(a, argparse._SubParsersAction):
+                for name, child in a.choices.items():
+                    walk(child, (*path, name))
+            elif not isinstance(a, argparse._HelpAction):
+                seen += 1
+                if not (a.help or "").strip():
+                    silent.append(
+                        " ".join(path) + " " + (a.option_strings[0] if a.option_strings else a.dest)
+                    )
+
+    walk(build_parser(), ())
+    assert silent == [] and seen > 80

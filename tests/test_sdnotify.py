@@ -114,6 +114,7 @@ def test_the_gateway_process_tells_systemd_it_is_ready_pings_and_stops(tmp_path:
     try:
         cfg = site.config_file()
         env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="400000")
+        env.pop("JOURNAL_STREAM", None)  # its log is read back below as plain JSON lines
         log = (tmp_path / "gateway.log").open("wb")
         cmd = [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)]
         p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -126,6 +127,26 @@ def test_the_gateway_process_tells_systemd_it_is_ready_pings_and_stops(tmp_path:
             p.send_signal(signal.SIGTERM)
             assert "STOPPING=1" in _messages(sock, time.monotonic() + 10, want="STOPPING=1")
             assert p.wait(20) == 0
+            import json as _json
+
+            lines = [
+                _json.loads(x)
+                for x in (tmp_path / "gateway.log").read_text().splitlines()
+                if x.startswith("{")
+            ]
+            said = [(x["level"], x["msg"].split(" (")[0]) for x in lines]
+            # One started, connected, disconnected and stopped line each; a clean stop warns of nothing.
+            assert said.count(("INFO", "gateway gw-1 started")) == 1
+            assert site.cloud_broker and site.local_broker
+            ports = site.cloud_broker.port, site.local_broker.port
+            assert sorted(m for lv, m in said if "connected" in m) == [
+                f"cloud: connected to 127.0.0.1:{ports[0]}",
+                "cloud: disconnected",
+                f"local: connected to 127.0.0.1:{ports[1]}",
+                "local: disconnected",
+            ]
+            assert all(lv == "INFO" for lv, m in said if "connected" in m or "stopped" in m), said
+            assert said[-1] == ("INFO", "gateway gw-1 stopped")
         finally:
             if p.poll() is None:
                 p.kill()
@@ -156,3 +177,35 @@ def test_the_unit_file_is_one_systemd_accepts(tmp_path: Path) -> None:
 
     assert problems(unit) == []
     assert problems(unit.replace("Type=notify", "Type=notfy"))  # the check can fail
+
+
+def test_under_systemd_each_log_line_carries_its_journal_priority() -> None:
+    """sd-daemon(3)'s prefixes: journald files a clean stop at INFO and an
+    alarm at WARNING or above (`journalctl -p warning` shows only those)."""
+    import json as _json
+
+    from gateway import logjson
+
+    def line(level: int, journal: bool) -> str:
+        rec = logging.LogRecord(
+            "lockedge.gateway", level, __file__, 1, "gate alarm: %s", ("held-open",), None
+        )
+        return logjson.JsonFormatter(journal=journal).format(rec)
+
+    assert line(logging.WARNING, True).startswith('<4>{"t": ')
+    assert _json.loads(line(logging.WARNING, True)[3:])["msg"] == "gate alarm: held-open"
+    assert [line(lv, True)[:3] for lv in (logging.DEBUG, logging.INFO, logging.ERROR, logging.CRITICAL)] == [
+        "<7>", "<6>", "<3>", "<2>"]  # fmt: skip
+    assert line(logging.INFO, False).startswith("{")  # not under systemd: plain JSON
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logjson.setup(env={"JOURNAL_STREAM": "8:1234"})
+        fmt = root.handlers[0].formatter
+        assert isinstance(fmt, logjson.JsonFormatter) and fmt.journal
+        logjson.setup(env={})
+        fmt = root.handlers[0].formatter
+        assert isinstance(fmt, logjson.JsonFormatter) and not fmt.journal
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sqlite3
 import sys
 import time
@@ -27,6 +28,8 @@ def _backend(args: argparse.Namespace) -> CloudBackend:
     if short:  # said here, not as a bad-key error at the first code issued
         raise ValueError(f"{args.roots}: {short[0][:40]!r}: a root key is {keys.ROOT_KEY_LEN} bytes")
     issuer = CodeIssuer(lambda t: keys.derive(roots[t], keys.CODE, t))
+    if args.db is None:
+        raise ValueError(f"`cloud {args.cloud_verb}` needs --db (the backend's SQLite file)")
     if not args.db.parent.is_dir():
         raise ValueError(f"{args.db}: its folder does not exist")
     try:
@@ -35,11 +38,21 @@ def _backend(args: argparse.Namespace) -> CloudBackend:
         raise ValueError(f"{args.db}: cannot open the database: {e}") from None
 
 
+def local_time(t: int) -> str:
+    """What a person reads: the machine's local time with its zone."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(t))
+
+
 def _print_code(issued: object) -> None:
+    from protocol import passcode as pc
+
     keypad = getattr(issued, "keypad", None)
+    k = int(getattr(issued, "kind", -1))
+    kind = pc.KIND_NAMES[k] if 0 <= k < len(pc.KIND_NAMES) else "?"
+    print(f"kind:   {kind}")
     print(f"keypad: {keypad or '-'}")
     print(f"long:   {getattr(issued, 'long', '')}")
-    print(f"valid:  {getattr(issued, 'start', 0)} .. {getattr(issued, 'end', 0)} (Unix seconds)")
+    print(f"valid:  {local_time(getattr(issued, 'start', 0))} .. {local_time(getattr(issued, 'end', 0))}")
 
 
 def _publish_unlock(args: argparse.Namespace, cmd_id: str, lock: str, deadline: int, now: int) -> None:
@@ -56,8 +69,69 @@ def _publish_unlock(args: argparse.Namespace, cmd_id: str, lock: str, deadline: 
                    port=int(port))  # fmt: skip
 
 
+def _provision(args: argparse.Namespace) -> None:
+    """A new device's root key, kept by the cloud (a gateway's in
+    gateways.json beside roots.json: it is no code target), and its ticket
+    for the installer. A lock's ticket holds its local key only; its root
+    goes to `<id>.root.key`, for the board and nobody else."""
+    from gateway.store import atomic_write
+
+    keys.check_device_id(args.id)
+    book = args.roots if args.kind == "lock" else args.roots.with_name("gateways.json")
+    try:
+        held = {str(k): v for k, v in json.loads(read_secret(book)).items()}
+    except FileNotFoundError:
+        held = {}
+    except (AttributeError, ValueError):
+        raise ValueError(f"{book}: expected JSON {{device id: hex root key}}") from None
+    if args.id in held:
+        raise ValueError(f"{args.id} is provisioned already: a device's root is made once")
+    if not args.out.is_dir():
+        raise ValueError(f"{args.out}: no such folder")
+    ticket_file = args.out / f"{args.id}.ticket"
+    root_file = args.out / f"{args.id}.root.key"
+    for f in (ticket_file, root_file):
+        if f.exists():
+            raise ValueError(f"{f} exists")
+    root = secrets.token_bytes(keys.ROOT_KEY_LEN)
+    if args.kind == "gateway":
+        host, _, port = (args.cloud_broker or "").rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("a gateway's ticket needs --cloud-broker HOST:PORT (where it connects)")
+        ticket: dict[str, object] = {
+            "lockedge": "gateway-ticket",
+            "v": 1,
+            "gateway": args.id,
+            "site": args.site,
+        }
+        ticket.update(root_key=root.hex(), cloud_host=host, cloud_port=int(port))
+    else:
+        local = keys.derive(root, keys.LOCAL, args.id)
+        ticket = {
+            "lockedge": "lock-ticket",
+            "v": 1,
+            "lock": args.id,
+            "site": args.site,
+            "local_key": local.hex(),
+        }
+    held[args.id] = root.hex()
+    atomic_write(
+        book, json.dumps(held, indent=1).encode()
+    )  # the cloud's copy first: a ticket is never orphaned
+    atomic_write(ticket_file, json.dumps(ticket).encode())
+    print(f"{args.id}: ticket for the installer in {ticket_file}")
+    if args.kind == "lock":
+        atomic_write(root_file, root)
+        print(
+            f"{args.id}: root key for the board in {root_file} (copy it as root.key; keep it off the gateway)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.cloud_verb == "provision":
+            _provision(args)
+            return 0
         b = _backend(args)
         now = int(time.time())
         v = args.cloud_verb
@@ -84,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({str(k): v for k, v in body.items()}))
         elif v == "unlock":
             cmd = b.remote_unlock(args.resident, args.lock, now, ttl=args.ttl)
-            print(f"command {cmd.cmd_id} for {cmd.lock}, deadline {cmd.deadline}")
+            print(f"command {cmd.cmd_id} for {cmd.lock}, deadline {local_time(cmd.deadline)}")
             if args.broker:
                 _publish_unlock(args, cmd.cmd_id, cmd.lock, cmd.deadline, now)
         elif v == "report":
@@ -100,33 +174,56 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("cloud", help="the cloud backend simulator's visitor flows")
-    c.add_argument("--db", type=Path, required=True)
+    c.add_argument("--db", type=Path, help="the backend's SQLite file (every verb but provision)")
     c.add_argument("--roots", type=Path, required=True, help="JSON {target: hex root key} (0600)")
     v = c.add_subparsers(dest="cloud_verb", required=True)
     i = v.add_parser("invite", help="a resident invites a visitor")
-    for a in ("--resident", "--name", "--document", "--target"):
-        i.add_argument(a, required=True)
-    i.add_argument("--hours", type=float, default=4)
+    for a, what in (
+        ("--resident", "the inviting resident's id"),
+        ("--name", "the visitor's name"),
+        ("--document", "the visitor's identity document"),
+        ("--target", "the lock or gate it opens"),
+    ):
+        i.add_argument(a, required=True, help=what)
+    i.add_argument("--hours", type=float, default=4, help="how long the code is valid (default 4)")
     a_ = v.add_parser("accept", help="the visitor opens the invitation")
-    for a in ("--token", "--name", "--document"):
-        a_.add_argument(a, required=True)
+    for a, what in (
+        ("--token", "the invitation's token"),
+        ("--name", "the visitor's name"),
+        ("--document", "the visitor's identity document (as the invitation names)"),
+    ):
+        a_.add_argument(a, required=True, help=what)
     r = v.add_parser("request", help="self-service request at the gate")
-    for a in ("--name", "--document", "--position", "--occupation", "--purpose"):
-        r.add_argument(a, required=True)
-    r.add_argument("--frequency", default="occasional")
+    for a, what in (
+        ("--name", "the visitor's name"),
+        ("--document", "their identity document"),
+        ("--position", "the target they want to open"),
+        ("--occupation", "e.g. courier, repair"),
+        ("--purpose", "e.g. delivery, family visit"),
+    ):
+        r.add_argument(a, required=True, help=what)
+    r.add_argument("--frequency", default="occasional", help="frequent or occasional (the policy's validity)")
     bl = v.add_parser("blacklist", help="refuse a visitor and revoke their codes")
-    bl.add_argument("--document", required=True)
-    bl.add_argument("--reason", default="blacklisted")
+    bl.add_argument("--document", required=True, help="the refused visitor's identity document")
+    bl.add_argument("--reason", default="blacklisted", help="recorded reason (default blacklisted)")
     rs = v.add_parser("resident", help="register a resident at their door")
-    rs.add_argument("--resident", required=True)
-    rs.add_argument("--lock", required=True)
+    rs.add_argument("--resident", required=True, help="the resident's id")
+    rs.add_argument("--lock", required=True, help="the lock of their door")
     mo = v.add_parser("move-out", help="end a resident's registration; print the code revocation")
-    mo.add_argument("--resident", required=True)
+    mo.add_argument("--resident", required=True, help="the resident moving out")
     u = v.add_parser("unlock", help="a resident unlocks their door remotely")
-    u.add_argument("--resident", required=True)
-    u.add_argument("--lock", required=True)
+    u.add_argument("--resident", required=True, help="the resident asking")
+    u.add_argument("--lock", required=True, help="the lock to open (theirs)")
     u.add_argument("--ttl", type=int, default=30, help="seconds the lock may still execute it")
     u.add_argument("--broker", help="HOST:PORT of the cloud broker: also send the sealed command")
-    u.add_argument("--site", default="site-7")
+    u.add_argument("--site", default="site-7", help="the site's topic prefix (default site-7)")
     v.add_parser("report", help="what the backend received and decided")
+    pv = v.add_parser(
+        "provision", help="a new gateway's or lock's root key, and its ticket for the installer"
+    )
+    pv.add_argument("kind", choices=("gateway", "lock"), help="what is provisioned")
+    pv.add_argument("id", help="the device's id")
+    pv.add_argument("--out", type=Path, required=True, help="the ticket (and a lock's root.key) go in here")
+    pv.add_argument("--site", default="site-7", help="the site the device belongs to")
+    pv.add_argument("--cloud-broker", help="HOST:PORT the gateway connects to (gateway tickets)")
     c.set_defaults(fn=run)

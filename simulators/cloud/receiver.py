@@ -6,6 +6,7 @@ and events."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import defaultdict
@@ -58,6 +59,7 @@ class CloudReceiver:
         self.pending_epochs: dict[str, dict[str, int]] = {}  # rekeys sent, not yet acked
         self._probe: str | None = None
         self.rx = envelope.Receiver(self._key_for, window=1024)
+        self.infos: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.received: dict[tuple[str, int], record.PassRecord] = {}
         self.arrived: dict[tuple[str, int], float] = {}  # wall clock at first receipt
@@ -157,11 +159,14 @@ class CloudReceiver:
                             self.receipts.append((str(b.get("lock")), bytes.fromhex(str(b.get("receipt")))))
                         except ValueError:
                             self.refused.append(f"{msg.topic}: receipt not hex")
+            elif parts[-1] == "info" and parts[2] == "gw":
+                with self.lock:  # the gateway's retained `info` (version, config digest, lock firmware)
+                    self.infos[parts[3]] = json.loads(msg.payload)
             elif parts[-1] in ("status", "availability"):
                 self.statuses[parts[3] + "/" + parts[-1] if parts[-1] == "availability" else parts[3]] = (
                     bytes(msg.payload)
                 )
-        except ProtocolError as e:
+        except (ProtocolError, ValueError) as e:  # ValueError: an `info` that is not JSON
             with self.lock:
                 self.refused.append(f"{msg.topic}: {e}")
 

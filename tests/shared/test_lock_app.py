@@ -5,6 +5,7 @@
 from firmware import config
 from firmware.fsio import FlashFS
 from firmware.main import LockApp
+from firmware.version import VERSION
 from protocol import envelope, keys, record
 from tests.shared.test_lock_core import NOW, ROOT, _code, _fp_rig, _tpl
 from tests.shared.util import fresh_dir, load_vectors, unhex
@@ -129,7 +130,8 @@ def _run(app, hal, seconds, dt=0.5):
 
 def _events(hal):
     k_up = keys.derive(ROOT, keys.UPLINK, "lock-1")
-    envs = [envelope.verify(envelope.parse(m), k_up) for m in _topics(hal, "evt")]
+    envs = [envelope.parse(m) for m in _topics(hal, "evt")]
+    envs = [envelope.verify(e, k_up) for e in envs if e.type != "hello"]  # hello: to the gateway
     return [e.body["event"] for e in envs if e.type == "evt"]  # not the time requests
 
 
@@ -186,6 +188,11 @@ def test_link_backs_off_uploads_and_forgets_only_after_the_ack():
     assert hal.broker.will == ("lock/lock-1/availability", b"offline", True)
     assert ("lock/lock-1/availability", b"online", True) in hal.broker.published
     assert "lock/lock-1/ent" in hal.broker.subs
+    # On connecting it says which firmware runs, to the gateway (local key).
+    hellos = [envelope.parse(m) for m in _topics(hal, "evt") if envelope.parse(m).type == "hello"]
+    assert len(hellos) == 1
+    k_local = keys.derive(ROOT, keys.LOCAL, "lock-1")
+    assert envelope.verify(hellos[0], k_local).body == {1: VERSION}
     batches = _topics(hal, "rec")
     assert batches
     k_local = keys.derive(ROOT, keys.LOCAL, "lock-1")

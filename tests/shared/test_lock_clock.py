@@ -33,8 +33,14 @@ def _gateway_time(hal, t):
     hal.broker.to_lock.append(("lock/lock-1/time", msg))
 
 
+def _up(hal):
+    # The lock's evt topic also carries its `hello` to the gateway (local key).
+    envs = [envelope.parse(m) for m in _topics(hal, "evt")]
+    return [e for e in envs if e.type != "hello"]
+
+
 def _requests(hal):
-    envs = [envelope.verify(envelope.parse(m), K_UP) for m in _topics(hal, "evt")]
+    envs = [envelope.verify(e, K_UP) for e in _up(hal)]
     return [e.seq for e in envs if e.type == "time-req"]
 
 
@@ -55,7 +61,7 @@ def _type(app, hal, digits):
 
 def _refusals(app):
     hal = app.hal
-    envs = [envelope.verify(envelope.parse(m), K_UP) for m in _topics(hal, "evt")]
+    envs = [envelope.verify(e, K_UP) for e in _up(hal)]
     return [e.body.get("reason") for e in envs if e.type == "evt" and e.body.get("event") == "time-refused"]
 
 
