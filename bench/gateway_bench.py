@@ -125,7 +125,7 @@ def bench_rtt(n_locks: int, n_cmds: int, d: Path) -> tuple[list[float], list[flo
     cfg = s.config_file()
     started = time.time()
     gw = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "lockedge.cli", "gateway", "run", "--config", str(cfg)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -127,7 +127,7 @@ def open_site(tmp: Path, n_locks: int = 2, auto_ack: bool = True) -> Site:
 def gateway_process(cfg: Path) -> subprocess.Popen[bytes]:
     """`lockedge gateway run` as its own process (for kill -9 and two-daemon tests)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "lockedge.cli", "gateway", "run", "--config", str(cfg)],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

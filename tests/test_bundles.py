@@ -345,8 +345,8 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
 
 
 def test_office_and_import_command_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gateway.cli import main
     from gateway.config import write_secret
+    from lockedge.cli import main
 
     off = ["office", "--folder", str(tmp_path / "office"), "--site", SITE]
     assert (

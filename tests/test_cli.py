@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from lockedge.cli import main
 from simulators import walkthrough
 
 
@@ -49,7 +49,7 @@ def test_every_subcommand_with_bad_arguments_prints_one_clear_line_and_no_traceb
     import argparse
     import os
 
-    from gateway.cli import build_parser, main
+    from lockedge.cli import build_parser, main
 
     missing = str(tmp_path / "nonexistent" / "x")
     os.environ.pop("LOCKEDGE_DEBUG", None)
@@ -90,8 +90,8 @@ def test_the_known_crashes_each_print_one_line(tmp_path: Path, capsys: pytest.Ca
     """The cases issue 20 found printing tracebacks or silently succeeding."""
     import os
 
-    from gateway.cli import main
     from gateway.config import write_secret
+    from lockedge.cli import main
 
     os.environ.pop("LOCKEDGE_DEBUG", None)
     write_secret(tmp_path / "root.key", os.urandom(32))
@@ -182,7 +182,7 @@ def test_every_option_of_every_subcommand_says_what_it_does() -> None:
     """Issue 20: the help text of every option says what it does."""
     import argparse
 
-    from gateway.cli import build_parser
+    from lockedge.cli import build_parser
 
     silent: list[str] = []
     seen = 0

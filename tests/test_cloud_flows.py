@@ -143,8 +143,8 @@ def test_records_are_kept_once_and_gaps_show(tmp_path: Path) -> None:
 def test_cloud_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from gateway.cli import main
     from gateway.config import write_secret
+    from lockedge.cli import main
 
     write_secret(tmp_path / "roots.json", json.dumps({GATE: ROOT.hex()}).encode())
     base = ["cloud", "--db", str(tmp_path / "c.db"), "--roots", str(tmp_path / "roots.json")]
@@ -208,8 +208,8 @@ def test_cloud_command_line_remote_unlock_reaches_the_broker_sealed_for_the_lock
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from gateway.cli import main
     from gateway.config import write_secret
+    from lockedge.cli import main
     from protocol import envelope
     from simulators.broker import Mosquitto
 
@@ -270,8 +270,8 @@ def test_two_visitors_never_get_the_same_code_across_restarts_and_processes(
     import subprocess
     import sys
 
-    from gateway.cli import main
     from gateway.config import write_secret
+    from lockedge.cli import main
 
     write_secret(tmp_path / "roots.json", json.dumps({GATE: ROOT.hex()}).encode())
     base = ["cloud", "--db", str(tmp_path / "c.db"), "--roots", str(tmp_path / "roots.json")]

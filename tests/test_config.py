@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway import config
-from gateway.cli import main
 from gateway.config import write_secret
+from lockedge.cli import main
 
 BASE = '[gateway]\nid = "gw-1"\nsite = "s"\nroot_key_file = "root.key"\nlocks_file = "locks.json"\n'
 

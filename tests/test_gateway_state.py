@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "lockedge.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
 
 
@@ -70,8 +70,8 @@ def test_import_while_the_daemon_runs_is_done_by_the_daemon(tmp_path: Path) -> N
     from cryptography.hazmat.primitives import serialization as ser
 
     from gateway import bundle
-    from gateway.cli import main
     from gateway.config import write_secret
+    from lockedge.cli import main
     from simulators.office import Office, Tenant
     from tests.test_bundles import iso
 

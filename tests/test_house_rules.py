@@ -94,3 +94,18 @@ def test_the_log_guard_recognises_key_and_template_material() -> None:
     assert _SECRETISH.search(repr(b"FMR\x00 20\x00" + bytes(40)))
     assert not _SECRETISH.search("bundle b.lkb refused: bad-signature")
     assert not _SECRETISH.search("refused message on lock/lock-0001/rec: bad-tag: tag does not verify")
+
+
+# The floors, lowest first: a module may import its own floor and those
+# below, never one above (protocol/ is imported by the lock and the gateway
+# alike; the simulators stand on the gateway; the command line on all).
+FLOORS = ("protocol", "firmware", "gateway", "simulators", "lockedge")
+BELOW = {"firmware": {"protocol"}, "gateway": {"protocol"}, "simulators": {"protocol", "firmware", "gateway"}}
+
+
+@pytest.mark.parametrize("floor", FLOORS[:-1])
+def test_a_lower_floor_never_imports_a_higher_one(floor: str) -> None:
+    allowed = {floor} | BELOW.get(floor, set())
+    for p in _files(floor):
+        for mod, _ in _imports(p):
+            assert mod not in FLOORS or mod in allowed, f"{p.relative_to(ROOT)} imports {mod}, a floor above"

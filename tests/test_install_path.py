@@ -45,7 +45,7 @@ SITE = "site-7"
 
 def lockedge(*args: object, ok: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *map(str, args)],
+        [sys.executable, "-m", "lockedge.cli", *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -218,7 +218,7 @@ def test_from_tickets_to_a_running_site_as_the_install_guide_walks_it(walk: dict
     env = dict(os.environ, NOTIFY_SOCKET=str(d / "notify"))
     log = (d / "gateway.log").open("wb")
     gw = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "lockedge.cli", "gateway", "run", "--config", str(cfg)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

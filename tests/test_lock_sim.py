@@ -133,7 +133,7 @@ def _sim_lock_script(tmp_path: Path, port: int, script: str) -> dict[str, Any]:
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "gateway.cli", "sim", "lock", "--id", "L1"]
+    cmd = [sys.executable, "-m", "lockedge.cli", "sim", "lock", "--id", "L1"]
     cmd += ["--broker", f"127.0.0.1:{port}", "--flash", str(tmp_path / "flash")]
     cmd += ["--root-key-file", str(tmp_path / "root.key"), "--password-file", str(tmp_path / "pw")]
     out = subprocess.run(

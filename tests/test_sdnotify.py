@@ -116,7 +116,7 @@ def test_the_gateway_process_tells_systemd_it_is_ready_pings_and_stops(tmp_path:
         env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="400000")
         env.pop("JOURNAL_STREAM", None)  # its log is read back below as plain JSON lines
         log = (tmp_path / "gateway.log").open("wb")
-        cmd = [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(cfg)]
+        cmd = [sys.executable, "-m", "lockedge.cli", "gateway", "run", "--config", str(cfg)]
         p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             # WATCHDOG_PID is unset here (systemd sets it to the main pid): every ping counts.

@@ -1,0 +1,1 @@
+"""The command line that composes the floors (lockedge/cli.py); nothing below imports it."""

@@ -1,0 +1,5 @@
+import sys
+
+from lockedge.cli import main
+
+sys.exit(main())
