@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MPY_SOURCES = $(shell find protocol firmware -name '*.py' 2>/dev/null)
 
-.PHONY: all setup node lock test demo lint typecheck mpy-check pytest bench soak mutation vectors clean
+.PHONY: all setup node lock test demo lint mutation-changed typecheck mpy-check pytest bench soak mutation vectors clean
 
 all: test
 
@@ -113,6 +113,18 @@ mutation: setup $(VENV)/.mutation
 	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) > mutants.log 2>&1 \
 		|| { tail -c 3000 mutants.log; exit 1; }
 	$(PY) tests/mutation_report.py
+
+# Mutation testing of only the security-core files changed since BASE
+# (default: the previous commit), as a review step for a change. Not in CI:
+# one file alone takes 20 to 50 minutes on two cores, longer than the whole
+# CI run; docs/testing.md has the figures.
+BASE ?= HEAD~1
+mutation-changed: setup $(VENV)/.mutation
+	@pats=$$(git diff --name-only $(BASE) -- | $(PY) -c 'import sys, tomllib; \
+		core = set(tomllib.load(open("pyproject.toml", "rb"))["tool"]["mutmut"]["only_mutate"]); \
+		print(" ".join(f[:-3].replace("/", ".") + "*" for f in sys.stdin.read().split() if f in core))'); \
+	if [ -z "$$pats" ]; then echo "no security-core file changed since $(BASE)"; \
+	else echo "mutating $$pats"; $(MAKE) --no-print-directory mutation MUTANTS="$$pats"; fi
 
 # Regenerate tests/vectors/*.json from the CPython implementation. The
 # vectors are committed; regenerate only when the format changes on purpose.
