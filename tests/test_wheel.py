@@ -10,6 +10,7 @@ versions a fresh install resolves is constraints.txt's job."""
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -37,8 +38,14 @@ def run(cmd: list[str | Path], cwd: Path, ok: bool = True) -> subprocess.Complet
 
 def test_the_wheel_carries_its_templates_and_runs_init_and_the_demo_installed(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o700)
+    # Built from a copy: setuptools leaves a build/ folder beside the sources.
+    src = tmp_path / "src"
+    for name in ("protocol", "firmware", "gateway", "simulators", "lockedge"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     whl = tmp_path / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", ROOT, "-w", whl], cwd=tmp_path)
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", src, "-w", whl], cwd=tmp_path)
     (wheel,) = whl.glob("lockedge-*.whl")
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv], cwd=tmp_path)
