@@ -746,7 +746,7 @@ class Gateway:
         atomic_write(self.cfg.state_dir / "status.json", json.dumps(st).encode(), durable=False)
         if self.metrics is not None:
             self.metrics.update(st)
-        if self.cloud.connected.is_set():
+        if st["cloud"]:  # the same snapshot: a status sent to the cloud never says the cloud is down
             self.cloud.publish(self._t_status(), json.dumps(st).encode(), retain=True)
 
 

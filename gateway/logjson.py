@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+from typing import Any
 
 # sd-daemon.h: SD_CRIT <2>, SD_ERR <3>, SD_WARNING <4>, SD_INFO <6>, SD_DEBUG <7>.
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
@@ -45,10 +47,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (as logging's last
+    resort does), not the stream it was made with: a test harness that
+    swaps and closes stderr leaves no handler on a closed file."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def setup(level: int = logging.INFO, env: dict[str, str] | None = None) -> None:
     import os
 
-    h = logging.StreamHandler()
+    h = _Stderr()
     h.setFormatter(JsonFormatter(journal=bool((os.environ if env is None else env).get("JOURNAL_STREAM"))))
     root = logging.getLogger()
     root.handlers[:] = [h]

@@ -185,6 +185,32 @@ def test_status_is_published_retained(site: Site) -> None:
     assert st["gateway"] == "gw-1" and st["cloud"] is True and st["pid"] > 0
 
 
+def test_a_status_sent_to_the_cloud_never_says_the_cloud_is_down(site: Site) -> None:
+    """The link came up between taking the status and sending it: the
+    snapshot said cloud down and went to the cloud (seen once in `make test`)."""
+    gw = site.gateway
+    assert gw is not None
+    sent: list[bytes] = []
+    real = gw.cloud.connected
+
+    class Flips:  # down for the snapshot, up for any later look
+        calls = 0
+
+        def is_set(self) -> bool:
+            Flips.calls += 1
+            return Flips.calls > 1
+
+    gw.cloud.connected = Flips()  # type: ignore[assignment]
+    orig = gw.cloud.publish
+    gw.cloud.publish = lambda topic, payload, **kw: sent.append(payload)  # type: ignore[assignment,method-assign]
+    try:
+        gw.publish_status()
+    finally:
+        gw.cloud.connected, gw.cloud.publish = real, orig  # type: ignore[method-assign]
+    assert sent == []  # a snapshot with the cloud down is kept in status.json only
+    assert json.loads((gw.cfg.state_dir / "status.json").read_text())["cloud"] is False
+
+
 def test_time_sync_is_signed_and_drift_is_reported(site: Site) -> None:
     lk = site.locks["lock-0002"]
     wait_for(lambda: bool(lk.times), what="time message")  # sent when the lock came online
