@@ -50,6 +50,26 @@ EQUIVALENT = {
         "the module's search covers 200 pages by default, the lock's capacity"
     ),
     ("firmware/core.py", "xǁLockCoreǁload_entry", "fp.delete(p, )"): "delete's count defaults to 1",
+    (
+        "protocol/envelope.py",
+        "x__check_type",
+        'if not isinstance(t, str) or not (0 < len(t) <= 16) or not ("XXaXX" <= t[0] <= "z"):',
+    ): "the character set check after it admits only a-z, 0-9, '.', '-': with either lower bound a-z first",
+    (
+        "protocol/envelope.py",
+        "x__check_type",
+        'if not isinstance(t, str) or not (0 < len(t) <= 16) or not ("A" <= t[0] <= "z"):',
+    ): "the character set check after it admits only a-z, 0-9, '.', '-': with either lower bound a-z first",
+    ("protocol/envelope.py", "x_parse", "h = cbor.decode(protected, 1, )"): (
+        "the header is part of data, already held to max_size; no caller passes more than cbor.MAX_SIZE"
+    ),
+    ("protocol/envelope.py", "x_verify", "env.body = cbor.decode(env.body_bytes, max_depth, )"): (
+        "the body is part of an envelope already held to its limit; cbor.MAX_SIZE equals MAX_ENVELOPE"
+    ),
+    ("protocol/passcode.py", "x_b32decode", "acc = 1"): (
+        "acc is masked to 12 bits and each byte to 8: the stray bit never reaches an output byte, and"
+        " the tail check reads only bits below the 5 it would sit above"
+    ),
     ("protocol/envelope.py", "xǁReplayWindowǁaccept", "if seq >= self.highest:"): (
         "seq == highest reaches here only with its bit clear (a restored window): shifting by 0 and setting"
         " bit 0 is what the other branch does"

@@ -152,3 +152,19 @@ def test_protocol_error_carries_reason_and_message():
         assert e.reason == "malformed" and e.message
         return
     raise AssertionError("not refused")
+
+
+def test_keys_of_sixteen_bytes_or_more_and_no_shorter():
+    k16 = bytes(range(16))
+    env = envelope.verify(envelope.parse(envelope.seal(k16, "evt", "lock-0001", 1, 0, {1: 2})), k16)
+    assert env.body == {1: 2}
+    raises("bad-key", envelope.seal, bytes(15), "evt", "lock-0001", 1, 0, {})
+    raises("bad-key", envelope.verify, envelope.parse(_seal()), bytes(15))
+    raises("bad-key", envelope.seal, "k" * 32, "evt", "lock-0001", 1, 0, {})
+
+
+def test_booleans_are_not_numbers_in_the_header():
+    for ts in (False, True):
+        raises("invalid-field", envelope.seal, K, "evt", "lock-0001", 1, ts, {})
+        raises("invalid-field", envelope.parse, _raw(_header(f5=ts), b"", bytes(envelope.TAG_LEN)))
+    raises("invalid-field", envelope.seal, K, "evt", "lock-0001", False, 0, {})
