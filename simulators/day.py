@@ -100,6 +100,10 @@ class Day:
     # -- clock and progress ------------------------------------------------------
 
     def at(self, day: int, hour: int, minute: int, what: str) -> None:
+        # Never jump the accelerated clock while a lock waits for the cloud's
+        # time: the answer, computed before the jump, would set it back by it
+        # (site.py, clocks_settled). Bounded: in the outage none can come.
+        wait_for(_safe(self.r.clocks_settled), 10)
         self.r.clock.advance_to(self.t0 + (day - 1) * DAY + (hour - 7) * 3600 + minute * 60)
         self.r.say(f"[day {day} {hour:02d}:{minute:02d}] {what}")
 
@@ -391,6 +395,7 @@ class Day:
             _safe(lambda: lk.app is not None and lk.app.link.connected and lk.app.link.time_set > 0), 30
         )
         r.check(ok, f"{lid}: back online after the power returned")
+        r.check(wait_for(_safe(r.clocks_settled), 30), f"{lid}: its clock set again by the cloud")
         self.lock_code(t.lock, self.codes[t.id].keypad, "ok", f"{t.id} tries again after the power cut")
         self.settle()
 

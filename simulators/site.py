@@ -184,7 +184,20 @@ class SiteRunner:
             ).boot()
         ok = wait_for(lambda: all(lk.app is not None and lk.app.link.time_set for lk in self.locks.values()))
         self.check(ok, "every lock online with the gateway's signed time")
+        # And the cloud's answer to each boot's time request taken: an answer
+        # still in flight when a scenario moves the accelerated clock by hours
+        # would set that lock back by the jump (seen as a day of not-yet-valid
+        # codes on a loaded machine). Real time never jumps within the 30 s
+        # an answer may take.
+        self.check(wait_for(self.clocks_settled), "every lock's clock set by the cloud's answer")
         self.say(f"gateway {GW} and {len(self.locks)} locks online")
+
+    def clocks_settled(self) -> bool:
+        """Every lock has the cloud's time and no time request in flight."""
+        return all(
+            lk.app is not None and lk.app.core.clock.trusted and lk.app.core.clock.asked is None
+            for lk in self.locks.values()
+        )
 
     def check(self, ok: bool, what: str) -> None:
         if not ok:

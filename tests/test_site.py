@@ -4,7 +4,11 @@ the office and the cloud backend."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from simulators.day import Day
 from simulators.site import SiteRunner
@@ -54,3 +58,35 @@ def test_day_scenario_in_short_holds_every_invariant(tmp_path: Path) -> None:
     outage = report["outage"]
     assert outage["backlog_records"] > 0 and outage["max_upload_delay_simulated_s"] >= 600
     assert any("loses power" in line for line in lines)
+
+
+def test_a_site_starts_only_once_every_lock_has_the_clouds_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The day scenario's flake: a lock took the gateway's time, the run
+    began and moved the accelerated clock by hours, and then the cloud's
+    answer to the lock's boot request, computed before the jump, set that
+    lock back by it: a whole day of `not-yet-valid` codes. The answers are
+    delayed here, as a loaded machine delays them; start() must wait."""
+    from simulators.cloud.receiver import CloudReceiver
+
+    real = CloudReceiver.send_time
+
+    def late(self: CloudReceiver, lock: str, request_seq: int) -> None:
+        threading.Timer(1.5, real, (self, lock, request_seq)).start()
+
+    monkeypatch.setattr(CloudReceiver, "send_time", late)
+    runner = SiteRunner(tmp_path, 2, say=lambda _line: None)
+    try:
+        runner.start()
+        assert runner.clocks_settled()
+        assert runner.violations == []
+        lk = next(iter(runner.locks.values()))
+        assert lk.app is not None
+        before = lk.app.hal.time()
+        runner.clock.advance_to(runner.clock() + 6 * 3600)
+        time.sleep(2)  # any answer still in flight would land now
+        after = lk.app.hal.time()
+        assert before is not None and after is not None and after - before >= 6 * 3600
+    finally:
+        runner.close()
