@@ -197,7 +197,9 @@ def payload_from(data: bytes) -> Payload:
             raise BundleError("invalid-field", f"operation {i}: templates must be a list of at most 10")
         out = []
         for t in tpls:
-            ok = isinstance(t, list) and len(t) == 2 and isinstance(t[0], int) and isinstance(t[1], bytes)
+            ok = (
+                isinstance(t, list) and len(t) == 2 and type(t[0]) is int and isinstance(t[1], bytes)
+            )  # not a bool
             if not ok or not 0 <= t[0] <= 10 or len(t[1]) > MAX_TEMPLATE:
                 raise BundleError("invalid-field", f"operation {i}: a template is not [finger 0..10, bytes]")
             out.append((t[0], t[1]))
