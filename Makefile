@@ -110,7 +110,7 @@ $(VENV)/.mutation: $(VENV)/.installed
 
 mutation: setup $(VENV)/.mutation
 	@[ -n "$(MUTANTS)" ] || rm -rf mutants
-	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) > mutants.log 2>&1 \
+	HYPOTHESIS_PROFILE=mutation LOCKEDGE_MUTATION=1 $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) > mutants.log 2>&1 \
 		|| { tail -c 3000 mutants.log; exit 1; }
 	$(PY) tests/mutation_report.py
 
