@@ -42,7 +42,9 @@ def _reheader(h: dict[int, Any], sig: bytes = bytes(64)) -> bytes:
 
 
 def _header() -> dict[int, Any]:
-    prot = cbor.decode(cbor.decode(_bundle())[0])
+    outer = cbor.decode(_bundle())
+    assert isinstance(outer, list)
+    prot = cbor.decode(outer[0])
     assert isinstance(prot, dict)
     return prot
 

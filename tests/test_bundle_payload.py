@@ -34,7 +34,8 @@ def _with(ops: list[Any], ent: Any = None) -> bytes:
 def test_the_outer_shape() -> None:
     for junk in (b"", b"\xff", b"\x1c"):
         assert _reason(junk) == "malformed"
-    for m in ([], {2: {}}, {1: {}}, {1: [], 2: {}, 3: 0}, {1: "ops"}, "x"):
+    shapes: list[Any] = [[], {2: {}}, {1: {}}, {1: [], 2: {}, 3: 0}, {1: "ops"}, "x"]
+    for m in shapes:
         assert _reason(cbor2.dumps(m)) == "malformed", m
     assert payload_from(cbor2.dumps({1: []})).operations == []  # no lock entries: none
     assert payload_from(cbor2.dumps({1: []})).lock_entries == {}
@@ -76,12 +77,21 @@ def test_an_add_or_replace_needs_template_bytes_a_deletion_does_not() -> None:
 def test_person_ids_one_to_forty_characters_without_a_slash() -> None:
     for p in ("p", "p" * 40, "p-1.a_b"):
         assert payload_from(_with([_op(person=p)])).operations[0].person == p
-    for p in ("", "p" * 41, "a/b", "/", None, 7, b"p"):
-        assert _reason(_with([_op(person=p)])) == "invalid-field", p
+    bad: list[Any] = ["", "p" * 41, "a/b", "/", None, 7, b"p"]
+    for q in bad:
+        assert _reason(_with([_op(person=q)])) == "invalid-field", q
 
 
 def test_lock_entries_map_lock_ids_to_lists_of_sealed_bytes() -> None:
     ok = payload_from(_with([], {"lock-1": [b"a", b"b"], "lock-2": []}))
     assert ok.lock_entries == {"lock-1": [b"a", b"b"], "lock-2": []}
-    for ent in ([], {1: [b"a"]}, {"lock-1": b"a"}, {"lock-1": [b"a", "b"]}, {"lock-1": [[b"a"]]}, "x"):
+    entries: list[Any] = [
+        [],
+        {1: [b"a"]},
+        {"lock-1": b"a"},
+        {"lock-1": [b"a", "b"]},
+        {"lock-1": [[b"a"]]},
+        "x",
+    ]
+    for ent in entries:
         assert _reason(_with([], ent)) == "malformed", ent
