@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 
 def _cmd_gateway_run(args: argparse.Namespace) -> int:
@@ -89,11 +93,11 @@ def _cmd_gateway_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tell_running(cfg: object) -> str:
+def _tell_running(cfg: GatewayConfig) -> str:
     """Ask a running daemon to read locks.json again."""
     from gateway import control
 
-    state_dir = getattr(cfg, "state_dir")  # noqa: B009
+    state_dir = cfg.state_dir
     try:
         answer = control.request(state_dir, {"op": "reload"}, timeout=10)
     except control.ControlUnavailable:

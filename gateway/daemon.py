@@ -122,6 +122,9 @@ class Gateway:
         self.availability: dict[str, str] = {}
         self.firmware: dict[str, str] = {}  # lock -> the version its last `hello` said
         self._info_due = True  # the retained `info` message needs (re)publishing
+        # sha256 of gateway.toml as read at start, first 16 hex digits: the
+        # config that runs (a file edited since is not running until a restart).
+        self.config_digest = hashlib.sha256(cfg.path.read_bytes()).hexdigest()[:16] if cfg.path else ""
         self._next_info = 0.0
         self._cloud_was_up = False
         self.metrics = Metrics(cfg.metrics) if cfg.metrics is not None else None
@@ -256,7 +259,7 @@ class Gateway:
             self.bio.keepalive = sd.watchdog  # imports run in this loop and may take minutes
         self.start()
         log.info("gateway %s started (lockedge %s, site %s, %d locks, config %s)", self.cfg.id, __version__,
-                 self.cfg.site, len(self.lock_keys), self.info()["config_digest"] or "-")  # fmt: skip
+                 self.cfg.site, len(self.lock_keys), self.config_digest or "-")  # fmt: skip
         sd.ready(f"gateway {self.cfg.id}: {len(self.lock_keys)} locks")
         try:
             while not self._stop.is_set():
@@ -714,19 +717,13 @@ class Gateway:
     def info(self) -> dict[str, Any]:
         """The retained `info` message (as Zigbee2MQTT's bridge/info): what
         runs here, since when, with which config, serving which locks."""
-        digest = ""
-        if self.cfg.path is not None:
-            try:
-                digest = hashlib.sha256(self.cfg.path.read_bytes()).hexdigest()[:16]
-            except OSError:
-                digest = "unreadable"
         return {
             "gateway": self.cfg.id,
             "site": self.cfg.site,
             "version": __version__,
             "started_at": round(self.started_at),
             "uptime_s": round(time.time() - self.started_at),
-            "config_digest": digest,  # sha256 of gateway.toml, first 16 hex digits: which config runs
+            "config_digest": self.config_digest,
             "locks": {
                 lock: {
                     "firmware": self.firmware.get(lock),

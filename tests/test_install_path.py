@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from firmware import config as lockconfig
 from firmware.version import VERSION
-from gateway import provision
+from gateway import config, provision
 from gateway.issuer import CodeIssuer
 from protocol import keys
 from protocol import passcode as pc
@@ -422,6 +422,4 @@ def test_bad_tickets_and_taken_names_change_nothing(tmp_path: Path) -> None:
     files = sorted(p.name for p in (out / "lock-0001").iterdir())
     assert files == ["lock.json", "mqtt.pw"]
     assert stat.S_IMODE((out / "lock-0001" / "mqtt.pw").stat().st_mode) == 0o600
-    assert provision.list_locks(__import__("gateway.config", fromlist=["load"]).load(cfg)) == [
-        ("lock-0001", True)
-    ]
+    assert provision.list_locks(config.load(cfg)) == [("lock-0001", True)]
