@@ -57,7 +57,10 @@ class Blacklist:
             base = body.get(3)
             if version <= self.version:
                 raise ProtocolError(DUPLICATE, "delta %d already applied (at %d)" % (version, self.version))
-            if base != self.version or base is True or version <= base:
+            # version > self.version was checked above, so a delta on top of
+            # exactly the current version always advances it. A bool is not
+            # a version (True == 1, False == 0 in Python).
+            if base is True or base is False or base != self.version:
                 raise ProtocolError(
                     GAP, "delta from %r, list is at %d: snapshot needed" % (base, self.version)
                 )

@@ -96,3 +96,16 @@ def test_blocked_until_expiry_and_persons_under_both_names():
     other = Blacklist()
     other.load(bl.state())
     assert other.version == 1 and other.entries == bl.entries
+
+
+def test_a_bool_is_never_a_delta_base_even_where_it_equals_the_version():
+    # True == 1 and False == 0 in Python: at versions 1 and 0 a bool base
+    # compares equal to the list's version and must still be refused.
+    for version, flag in ((0, False), (1, True)):
+        bl = Blacklist()
+        if version:
+            bl.apply(_full(version, [["c-1", 0]]), NOW)
+        before = (bl.version, _listed(bl))
+        raises("gap", bl.apply, {1: "delta", 2: version + 1, 3: flag, 4: [["c-2", 0]]}, NOW)
+        assert (bl.version, _listed(bl)) == before
+        assert bl.apply({1: "delta", 2: version + 1, 3: version, 4: [["c-2", 0]]}, NOW) == version + 1
