@@ -100,3 +100,60 @@ def test_records_compare_by_content_only():
     r = _rec()
     assert r == _rec() and r != _rec(seq=2)
     assert (r == r.to_map()) is False  # a map with the same fields is not a record
+
+
+def _seq_payload(device_head: bytes, seq_item: bytes) -> bytes:
+    # The bytes peek_seq reads: a map of 8, key 1, the device text, key 2, the seq.
+    return b"\xa8\x01" + device_head + b"\x02" + seq_item + b"\x03\x00"
+
+
+def test_peek_seq_reads_the_seq_of_every_encoding_width_and_device_length():
+    seqs = (1, 23, 24, 255, 256, 65535, 65536, 0xFFFFFFFF, 0x100000000, 0x7FFFFFFFFFFFFFFF)
+    # Lengths 1..23 have the length in the head byte, 24..64 in a second byte;
+    # a leading digit is not text's major type when read as a head.
+    for n in (1, 2, 23, 24, 25, 64):
+        for first in ("0", "l", "Z"):
+            dev = (first + "x" * 64)[:n]
+            for seq in seqs:
+                r = _rec(device=dev, seq=seq)
+                assert record.peek_seq(r.encode()) == seq, (n, first, seq)
+
+
+def test_peek_seq_refuses_each_byte_that_is_not_a_record_head():
+    text = b"\x65lock1"
+    assert record.peek_seq(_seq_payload(text, b"\x05")) == 5
+    long_text = b"\x78\x18" + b"a" * 24
+    assert record.peek_seq(_seq_payload(long_text, b"\x19\x01\x00")) == 256
+    # Each case differs from a readable payload in one place only.
+    for bad in (
+        b"\xa7" + _seq_payload(text, b"\x05")[1:],  # a map of 7
+        b"\xa8\x03" + _seq_payload(text, b"\x05")[2:],  # the first key is not 1
+        _seq_payload(b"\x45lock1", b"\x05"),  # the device is bytes, not text
+        _seq_payload(b"\x85\x01\x01\x01\x01\x01", b"\x05"),  # ... or an array
+        _seq_payload(text, b"\x25"),  # the seq is negative
+        _seq_payload(text, b"\x45\x00\x00\x00\x00\x05"),  # ... or bytes
+        b"\xa8\x01" + text + b"\x03\x05\x03\x00",  # the second key is not 2
+    ):
+        raises("malformed", record.peek_seq, bad)
+    for head in (b"\x79\x00\x18", b"\x7a\x00\x00\x00\x18", b"\x7b" + b"\x00" * 7 + b"\x18", b"\x7f"):
+        raises("malformed", record.peek_seq, _seq_payload(head + b"a" * 24, b"\x05"))
+
+
+def test_a_record_nested_or_sized_past_its_limits_is_refused_by_the_decoder():
+    # A record's fields are scalars: the decoder takes a map and one level
+    # below it (depth 2), anything deeper is refused before the field checks.
+    shallow = cbor.encode({1: ["x"]})
+    raises("invalid-field", PassRecord.decode, shallow)
+    raises("too-deep", PassRecord.decode, cbor.encode({1: [["x"]]}))
+    # A batch is [version, [map, ...]] and the same one level below (depth 4).
+    raises("invalid-field", record.decode_batch, cbor.encode([1, [{1: ["x"]}]]))
+    raises("too-deep", record.decode_batch, cbor.encode([1, [{1: [["x"]]}]]))
+    # 1,024 bytes at most: the decoder refuses more before reading a field.
+    for n, reason in ((1024, "invalid-field"), (1025, "too-large")):
+        m = _rec().to_map()
+        m[6] = "r" * (n - 100)
+        while len(cbor.encode(m)) < n:
+            m[6] += "r"
+        data = cbor.encode(m)
+        assert len(data) == n, len(data)
+        raises(reason, PassRecord.decode, data)
