@@ -92,6 +92,37 @@ EQUIVALENT = {
         "x_open_receipt",
         "if not isinstance(data, (bytes, bytearray)) or len(data) >= MAX_RECEIPT:",
     ): ("a genuine receipt is under 200 bytes; at exactly 512 both refuse it as malformed"),
+    ("protocol/passcode.py", "x_b32encode", "while bits > 5:"): (
+        "a 5-bit remainder left in the loop is the tail the code after it emits, the same character"
+    ),
+    ("protocol/passcode.py", "x_b32encode", "while bits >= 6:"): (
+        "a 5-bit remainder left in the loop is the tail the code after it emits, the same character"
+    ),
+    ("protocol/passcode.py", "x_b32encode", "acc = 1"): (
+        "acc is never masked but each character reads 5 bits below the stray one: it never shows"
+    ),
+    (
+        "protocol/passcode.py",
+        "x_parse_long",
+        "v = cbor.decode(b32decode(text[len(LONG_PREFIX) :]), 2, 129)",
+    ): "the text limit (106 characters) bounds the CBOR to 64 bytes: 128 is never reached",
+    ("protocol/passcode.py", "x_parse_long", "v = cbor.decode(b32decode(text[len(LONG_PREFIX) :]), 2, )"): (
+        "the text limit (106 characters) bounds the CBOR to 64 bytes, under any size limit"
+    ),
+    (
+        "protocol/verifier.py",
+        "xǁCodeVerifierǁlong",
+        "uses = 1 if (code.kind == ONCE) and False else code.uses",
+    ): ("parse_long refuses a one-time code whose uses is not 1"),
+    (
+        "protocol/verifier.py",
+        "xǁCodeVerifierǁlong",
+        "first_day, (end - first_day + DAY - 2) // DAY, fh, ln, now, self.tolerance",
+    ): "end and first_day are whole hours: end - first_day is never 1 more than a multiple of a day",
+    ("protocol/verifier.py", "xǁCodeVerifierǁlong", 'd = Decision(False, None, "qr", code.code_id, 1)'): (
+        "the reason is set on every path below before the decision is returned"
+    ),
+    ("protocol/record.py", "x_peek_seq", "elif ai >= 24:"): "ai == 24 is taken by the branch above",
 }
 
 

@@ -1,0 +1,88 @@
+# A long code's text read back (protocol/passcode.py parse_long, make_long),
+# each refusal by its exact reason and each limit at its edge, on both
+# interpreters. The verifier folds every parse refusal into "malformed", so
+# only these tests see which check refused. From the mutation run
+# (docs/testing.md).
+from protocol import cbor, keys
+from protocol import passcode as pc
+from protocol.errors import ProtocolError
+from tests.shared.util import raises
+
+ROOT = bytes(range(32))
+KEY = keys.derive(ROOT, keys.CODE, "lock-1")
+START_H = 498624  # 2026-11-18 00:00 UTC, in hours
+
+
+def _text(item):
+    return pc.LONG_PREFIX + pc.b32encode(cbor.encode(item))
+
+
+def _fields(**kw):
+    f = [1, "lock-1", pc.WINDOW, "h-1", START_H, START_H + 2, 0, None, 0]
+    for i, name in enumerate(("v", "target", "kind", "holder", "start", "end", "uses", "daily", "serial")):
+        if name in kw:
+            f[i] = kw[name]
+    return f
+
+
+def test_a_long_code_reads_back_field_for_field():
+    code = pc.make_long(KEY, "lock-1", pc.DAILY, "h-1", START_H, START_H + 48, daily=[8, 4])
+    back = pc.parse_long(code.text())
+    assert back.fields() == [1, "lock-1", pc.DAILY, "h-1", START_H, START_H + 48, 0, [8, 4], 0]
+    assert back.mac == code.mac and back.code_id == code.code_id
+    # Defaults: unlimited uses, serial 0; a one-time code has exactly one use.
+    w = pc.make_long(KEY, "lock-1", pc.WINDOW, "h-1", START_H, START_H + 2)
+    assert (w.uses, w.serial, w.daily) == (0, 0, None)
+    o = pc.make_long(KEY, "lock-1", pc.ONCE, "h-1", START_H, START_H + 2, uses=5, serial=3)
+    assert (o.uses, o.serial) == (1, 3)
+    # What a scanner adds (case, surrounding blanks) is not part of the code.
+    assert pc.parse_long("  " + code.text().lower() + "\n").fields() == back.fields()
+
+
+def test_each_malformed_long_code_has_its_reason():
+    mac = b"\x00" * pc.LONG_MAC_LEN
+    good = _fields()
+    assert pc.parse_long(_text(good + [mac])).fields() == good
+    cases = (
+        ("malformed", b"LE1AAAA"),
+        ("malformed", None),
+        ("version", "LE2" + _text(good + [mac])[3:]),
+        ("version", "QR" + _text(good + [mac])),
+        ("malformed", _text({1: 2})),
+        ("malformed", _text(good)),
+        ("malformed", _text(good + [mac, mac])),
+        ("malformed", _text([2] + good[1:] + [mac])),
+        ("malformed", _text([True] + good[1:] + [mac])),
+        ("malformed", _text(good + [mac[:-1]])),
+        ("malformed", _text(good + [mac + b"\x00"])),
+        ("malformed", _text(good + ["0" * pc.LONG_MAC_LEN])),
+        ("invalid-field", _text(_fields(kind=pc.SETUP) + [mac])),
+        ("too-deep", _text(_fields(daily=[[8], 4]) + [mac])),
+    )
+    for reason, text in cases:
+        raises(reason, pc.parse_long, text)
+
+
+def test_a_long_codes_text_limit_holds_at_its_edge():
+    # At most 16 characters over the QR capacity (the blanks a scanner may
+    # add). That bounds the CBOR inside to 64 bytes, under the decoder's 128.
+    mac = b"\x00" * pc.LONG_MAC_LEN
+    at = _text(_fields() + [mac])
+    pad = " " * (pc.QR_V4_M_ALNUM + 16 - len(at))
+    assert pc.parse_long(at + pad).fields() == _fields()
+    raises("malformed", pc.parse_long, at + pad + " ")
+    assert (pc.QR_V4_M_ALNUM + 16 - len(pc.LONG_PREFIX)) * 5 // 8 <= 64
+
+
+def test_make_long_refuses_a_code_that_would_not_fit_a_version_4_qr_code():
+    fits = []
+    for n in range(1, 25):
+        try:
+            code = pc.make_long(KEY, "lock-1", pc.WINDOW, "h" * n, START_H, START_H + 2, serial=1000)
+        except ProtocolError as e:
+            assert e.reason == "too-large", e
+            fits.append(False)
+        else:
+            assert len(code.text()) <= pc.QR_V4_M_ALNUM
+            fits.append(len(code.text()) == pc.QR_V4_M_ALNUM)
+    assert True in fits and False in fits, fits  # the limit itself is reached, and refused past it
