@@ -343,6 +343,8 @@ def _check_long_fields(f: list) -> None:
         if not isinstance(daily, list) or len(daily) != 2:
             raise ProtocolError(INVALID, "a daily long code needs [from hour, length]")
         fh, ln = daily
+        if fh is True or fh is False or ln is True or ln is False:
+            raise ProtocolError(INVALID, "daily window out of range")
         if not isinstance(fh, int) or not isinstance(ln, int) or not (0 <= fh < 24) or not (1 <= ln <= 23):
             raise ProtocolError(INVALID, "daily window out of range")
     elif daily is not None:

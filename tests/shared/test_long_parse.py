@@ -86,3 +86,71 @@ def test_make_long_refuses_a_code_that_would_not_fit_a_version_4_qr_code():
             assert len(code.text()) <= pc.QR_V4_M_ALNUM
             fits.append(len(code.text()) == pc.QR_V4_M_ALNUM)
     assert True in fits and False in fits, fits  # the limit itself is reached, and refused past it
+
+
+def test_every_field_rule_of_a_long_code_at_its_edge_and_one_past():
+    ok = (
+        _fields(target="t"),
+        _fields(target="t" * 24),
+        _fields(holder="h"),
+        _fields(holder="h" * 24),
+        _fields(start=0, end=1),
+        _fields(start=0xFFFFFFFF - 1, end=0xFFFFFFFF),
+        _fields(end=START_H + 1),
+        _fields(end=START_H + 366 * 24),
+        _fields(uses=0xFFFFFFFF, serial=0xFFFFFFFF),
+        _fields(kind=pc.ONCE, uses=1),
+        _fields(kind=pc.DAILY, daily=[0, 1]),
+        _fields(kind=pc.DAILY, daily=[23, 23]),
+    )
+    for f in ok:
+        pc._check_long_fields(f)
+    bad = (
+        _fields(target=""),
+        _fields(target="t" * 25),
+        _fields(target=7),
+        _fields(holder=""),
+        _fields(holder="h" * 25),
+        _fields(holder=None),
+        _fields(kind=-1),
+        _fields(kind=pc.SETUP),
+        _fields(kind=True),
+        _fields(kind=False),
+        _fields(kind="1"),
+        _fields(start=-1, end=1),
+        _fields(start=0xFFFFFFFF, end=0xFFFFFFFF + 1),
+        _fields(start=True),
+        _fields(end=START_H),
+        _fields(end=START_H - 1),
+        _fields(end=START_H + 366 * 24 + 1),
+        _fields(uses=-1),
+        _fields(uses=0xFFFFFFFF + 1),
+        _fields(uses=False),
+        _fields(serial=-1),
+        _fields(serial=0xFFFFFFFF + 1),
+        _fields(serial=True),
+        _fields(serial="0"),
+        _fields(kind=pc.ONCE, uses=0),
+        _fields(kind=pc.ONCE, uses=2),
+        _fields(kind=pc.DAILY, daily=None),
+        _fields(kind=pc.DAILY, daily=[8]),
+        _fields(kind=pc.DAILY, daily=[8, 4, 1]),
+        _fields(kind=pc.DAILY, daily=(8, 4)),
+        _fields(kind=pc.DAILY, daily=[24, 4]),
+        _fields(kind=pc.DAILY, daily=[-1, 4]),
+        _fields(kind=pc.DAILY, daily=[8, 0]),
+        _fields(kind=pc.DAILY, daily=[8, 24]),
+        _fields(kind=pc.DAILY, daily=["8", 4]),
+        _fields(kind=pc.DAILY, daily=[8, "4"]),
+        _fields(kind=pc.DAILY, daily=[True, 4]),
+        _fields(kind=pc.DAILY, daily=[8, True]),
+        _fields(kind=pc.DAILY, daily=[False, 4]),
+        _fields(daily=[8, 4]),
+        _fields(kind=pc.ONCE, uses=1, daily=[8, 4]),
+    )
+    for f in bad:
+        raises("invalid-field", pc._check_long_fields, f)
+    # The same rules hold for a code read from its text.
+    mac = b"\x00" * pc.LONG_MAC_LEN
+    raises("invalid-field", pc.parse_long, _text(_fields(holder="h" * 25) + [mac]))
+    raises("invalid-field", pc.parse_long, _text(_fields(target="") + [mac]))
