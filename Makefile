@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MPY_SOURCES = $(shell find protocol firmware -name '*.py' 2>/dev/null)
 
-.PHONY: all setup node lock test demo lint mutation-changed typecheck mpy-check pytest bench soak mutation vectors clean
+.PHONY: all setup node lock test demo lint mutation-changed mutation-retest typecheck mpy-check pytest bench soak mutation vectors clean
 
 all: test
 
@@ -113,6 +113,13 @@ mutation: setup $(VENV)/.mutation
 	HYPOTHESIS_PROFILE=mutation LOCKEDGE_MUTATION=1 $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) > mutants.log 2>&1 \
 		|| { tail -c 3000 mutants.log; exit 1; }
 	$(PY) tests/mutation_report.py
+
+# After adding tests: try again every mutant that was not killed (mutmut
+# keeps a verdict until the mutated function itself changes), resuming the
+# run in mutants/; MUTANTS narrows it as above.
+mutation-retest: setup $(VENV)/.mutation
+	$(PY) tests/mutation_report.py --reset-survivors
+	$(MAKE) --no-print-directory mutation MUTANTS="$(or $(MUTANTS),*)"
 
 # Mutation testing of only the security-core files changed since BASE
 # (default: the previous commit), as a review step for a change. Not in CI:

@@ -176,7 +176,28 @@ def _changed_lines(diff: str) -> tuple[str, str]:
     return " / ".join(s.strip() for s in minus), " / ".join(s.strip() for s in plus)
 
 
+def reset_survivors() -> int:
+    """Mark every mutant that was not killed as untested, so the next run
+    tries it against the tests as they are now (mutmut keeps a verdict until
+    the function's own code changes, not when a test is added)."""
+    from mutmut.stats import status_by_exit_code  # type: ignore[import-not-found,unused-ignore]
+
+    n = 0
+    for meta in (ROOT / "mutants").rglob("*.py.meta"):
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code is not None and status_by_exit_code[code] not in KILLED:
+                codes[name] = None
+                n += 1
+        meta.write_text(json.dumps(data, indent=4))
+    print(f"{n} mutants that were not killed will be tried again")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--reset-survivors"]:
+        return reset_survivors()
     # Installed by `make mutation` only (not by `make test`, which type-checks this file).
     from mutmut.mutation.diff_apply import get_diff_for_mutant  # type: ignore[import-not-found,unused-ignore]
     from mutmut.stats import status_by_exit_code  # type: ignore[import-not-found,unused-ignore]
