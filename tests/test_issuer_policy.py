@@ -68,12 +68,12 @@ def test_policy_is_configurable_and_validated(tmp_path: Path) -> None:
     p = VisitorPolicy.from_toml(f)
     assert p.decide("nanny", "work", "frequent").hours == 2160
     assert p.decide("x", "y", "rare").kind == pc.ONCE
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError, match="needs a default rule"):
         VisitorPolicy((Rule("only-couriers", 5, occupation="courier"),))
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError, match="visit frequency must be one of"):
         p.decide("x", "y", "sometimes")
     f.write_text('[[rule]]\nname = "bad"\n')
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError, match="rule 0 is invalid"):
         VisitorPolicy.from_toml(f)
 
 

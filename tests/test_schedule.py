@@ -41,7 +41,7 @@ def test_repeats_are_idempotent_and_older_ops_superseded(tmp_path: Path) -> None
     assert s.receive(AuthOp("g1", "p1", "revoke", 50)) == "superseded"
     s.tick(500)
     assert len(calls) == 1 and s.authorized("p1", 500)
-    with pytest.raises(ScheduleError):
+    with pytest.raises(ScheduleError, match="reused with different content"):
         s.receive(AuthOp("g2", "p1", "revoke", 100))  # same id, other content
 
 
@@ -80,15 +80,24 @@ def test_failed_apply_is_retried_and_survives_restart(tmp_path: Path) -> None:
 
 
 def test_malformed_operations_are_refused() -> None:
-    for bad in (
-        {"op_id": "a", "object_id": "p", "action": "delete", "auth_time": 1},
-        {"op_id": "a", "object_id": "p", "action": "grant", "auth_time": -1},
-        {"op_id": "a", "object_id": "p", "action": "grant", "auth_time": 5, "expires": 3},
-        {"op_id": "", "object_id": "p", "action": "grant", "auth_time": 5},
-        {"object_id": "p", "action": "grant", "auth_time": 5},
-        {"op_id": "a", "object_id": "p", "action": "revoke", "auth_time": 5, "expires": 9},
+    # ScheduleError has no reason code: each case names the rule it breaks.
+    for bad, why in (
+        ({"op_id": "a", "object_id": "p", "action": "delete", "auth_time": 1}, "action must be one of"),
+        ({"op_id": "a", "object_id": "p", "action": "grant", "auth_time": -1}, "times are non-negative"),
+        ({"op_id": "a", "object_id": "p", "action": "grant", "auth_time": True}, "times are non-negative"),
+        (
+            {"op_id": "a", "object_id": "p", "action": "grant", "auth_time": 5, "expires": 3},
+            "expires after its authorization",
+        ),
+        ({"op_id": "", "object_id": "p", "action": "grant", "auth_time": 5}, "1..64 characters"),
+        ({"op_id": "a" * 65, "object_id": "p", "action": "grant", "auth_time": 5}, "1..64 characters"),
+        ({"object_id": "p", "action": "grant", "auth_time": 5}, "missing a field"),
+        (
+            {"op_id": "a", "object_id": "p", "action": "revoke", "auth_time": 5, "expires": 9},
+            "a revoke has no expiry",
+        ),
     ):
-        with pytest.raises(ScheduleError):
+        with pytest.raises(ScheduleError, match=why):
             AuthOp.from_dict(bad)
 
 
