@@ -123,6 +123,30 @@ EQUIVALENT = {
         "the reason is set on every path below before the decision is returned"
     ),
     ("protocol/record.py", "x_peek_seq", "elif ai >= 24:"): "ai == 24 is taken by the branch above",
+    ("protocol/seal.py", "x_check_plain", "for k in range(2, 10):"): (
+        "field 1 is the version, checked above: a map without it is refused as 'version'"
+    ),
+    ("protocol/seal.py", "x_open_entry", "for i in range(2, pad + 1 if ok else 1):"): (
+        "plain[-1] is pad by definition: the loop's first comparison is always true"
+    ),
+    ("protocol/seal.py", "x_open_entry", "for i in range(1, pad + 1 if ok else 2):"): (
+        "when ok is false the loop's `ok and ...` keeps it false"
+    ),
+    (
+        "protocol/seal.py",
+        "x_open_entry",
+        "if n < 1 + 8 + 16 + 16 + 32 or (n - 1 - 8 - 16 + 32) % 16:",
+    ): "n - 57 and n + 7 differ by 64: the same remainder mod 16",
+    (
+        "protocol/seal.py",
+        "x_open_entry",
+        "if n < 1 + 8 + 16 + 16 + 32 or (n - 1 - 8 + 16 - 32) % 16:",
+    ): "n - 57 and n - 25 differ by 32: the same remainder mod 16",
+    (
+        "protocol/seal.py",
+        "x_open_entry",
+        "if n < 1 + 8 + 16 + 16 + 32 or (n - 1 + 8 - 16 - 32) % 16:",
+    ): "n - 57 and n - 41 differ by 16: the same remainder mod 16",
 }
 
 

@@ -75,3 +75,43 @@ def test_an_entry_expires_at_its_expiry_not_a_second_later() -> None:
     with pytest.raises(ProtocolError) as e:
         seal.open_entry(KEY, tok, "lock-1", 1_795_000_100)
     assert e.value.reason == "expired"
+
+
+def test_padding_of_one_and_of_a_whole_block_open_and_one_past_a_block_does_not() -> None:
+    # Contents chosen so a token opens to its field checks (invalid-field)
+    # exactly when its padding is right: any other outcome is "malformed".
+    fifteen = cbor.encode({1: 1, 2: "x" * 10})
+    assert len(fifteen) == 15
+    assert reason(token(fifteen)) == "invalid-field"  # PKCS7 pad 1
+    assert reason(token(fifteen + b"\x00", bytes([16]) * 16)) == "malformed"  # a block of 16s after junk
+    assert reason(token(fifteen, bytes([17]) * 17)) == "malformed"  # 17 bytes of 17: past a block
+    sixteen = cbor.encode({1: 1, 2: "x" * 11})
+    assert reason(token(sixteen)) == "invalid-field"  # PKCS7 pad 16: a whole block
+    # A pad byte over the plaintext's length (one block, last byte 200).
+    assert reason(token(b"", bytes(15) + bytes([200]))) == "malformed"
+
+
+def test_every_token_length_is_refused_by_length_or_checked_by_its_mac() -> None:
+    # 1 version byte, 8 time, 16 IV, at least one 16-byte block, 32 MAC: a
+    # length that cannot be that is "malformed"; one that can goes on to
+    # the MAC, which a zero tag fails.
+    for n in range(0, 300):
+        tok = b"\x80" + bytes(max(0, n - 1))
+        tok = tok[:n]
+        want = "bad-tag" if n >= 73 and (n - 57) % 16 == 0 else "malformed"
+        assert reason(tok) == want, n
+    assert reason(b"\x80" + bytes(seal.MAX_TOKEN - 1)) == "malformed"  # at the limit, not a whole block
+    assert reason(b"\x80" + bytes(4089 - 1)) == "bad-tag"  # the longest whole one under it
+    assert reason(b"\x80" + bytes(seal.MAX_TOKEN)) == "too-large"
+
+
+def test_the_receipt_key_is_hkdf_as_documented() -> None:
+    # An independent HKDF-SHA256 (RFC 5869, from `cryptography`): salt
+    # "lockedge/v1", info "lockedge/v1/receipt", 32 bytes.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    for key in (KEY, bytes(32), bytes([0xFF]) * 32):
+        want = HKDF(hashes.SHA256(), 32, b"lockedge/v1", b"lockedge/v1/receipt").derive(key)
+        assert seal.receipt_key(key) == want
+        assert seal.receipt_key(bytearray(key)) == want  # type: ignore[arg-type]
