@@ -3,7 +3,6 @@ refusals, and the codes they issue checked by the device-side verifier."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -226,13 +225,15 @@ def test_cloud_command_line_remote_unlock_reaches_the_broker_sealed_for_the_lock
 
     sub.on_message = on_message
     sub.on_connect = lambda c, u, f, rc, p: c.subscribe("site/site-7/lock/+/cmd", qos=1)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()  # the broker's SUBACK
     try:
         sub.connect("127.0.0.1", broker.port)
         sub.loop_start()
         assert main([*base, "unlock", "--resident", "t-1", "--lock", "lock-1"]) == 2
         assert "not-resident" in capsys.readouterr().err
         assert main([*base, "resident", "--resident", "t-1", "--lock", "lock-1"]) == 0
-        time.sleep(0.3)  # the subscription is in place
+        assert subscribed.wait(10)  # the subscription is in place
         assert main([*base, "unlock", "--resident", "t-1", "--lock", "lock-1", "--broker",
                      f"127.0.0.1:{broker.port}"]) == 0  # fmt: skip
         assert arrived.wait(10)

@@ -252,10 +252,12 @@ def test_request_response_with_mqtt5_properties(site: Site) -> None:
 
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ops-console", protocol=mqtt.MQTTv5)
     c.on_message = on_message
+    subscribed = threading.Event()
+    c.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()  # the broker's SUBACK
     c.connect("127.0.0.1", site.cloud_broker.port)
     c.loop_start()
     c.subscribe(f"site/{SITE}/ops/replies", qos=1)
-    time.sleep(0.3)
+    assert subscribed.wait(10)
     k_cmd = keys.derive(site.gw_root, keys.CMD, "gw-1")
     req = envelope.seal(
         k_cmd, "req", "cloud", int(time.time() * 1000), int(time.time()), {1: "status", 2: "r-1"}
