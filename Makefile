@@ -133,10 +133,12 @@ mutation-changed: setup $(VENV)/.mutation
 	if [ -z "$$pats" ]; then echo "no security-core file changed since $(BASE)"; \
 	else echo "mutating $$pats"; $(MAKE) --no-print-directory mutation MUTANTS="$$pats"; fi
 
-# Regenerate tests/vectors/*.json from the CPython implementation. The
-# vectors are committed; regenerate only when the format changes on purpose.
+# Regenerate tests/vectors/*.json from the CPython implementation, and the
+# list of the security core's refusal messages. Both are committed;
+# regenerate when the format or a message changes on purpose.
 vectors: setup
 	$(PY) tests/vectors/generate.py
+	$(PY) tests/refusal_messages.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info mutants mutants.log

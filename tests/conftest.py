@@ -3,11 +3,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from protocol.errors import ProtocolError as _ProtocolError
+from tests import refusal_messages as _refusal_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "tests" / "mpy" / "runner.mjs"
@@ -105,3 +109,34 @@ def _no_secrets_in_logs() -> Iterator[None]:
         root.removeHandler(h)
         root.setLevel(old)
     assert not h.bad, "a log line looks like key or template material:\n" + "\n".join(h.bad[:5])
+
+
+# Every refusal message the security core's protocol modules raise during a
+# test must be one listed in tests/vectors/refusal-messages.txt
+# (tests/refusal_messages.py): the check sits in ProtocolError's constructor
+# and fails the test that raised an unlisted one, whatever caught it after.
+_LISTED = _refusal_messages.matcher()
+_UNLISTED: list[str] = []
+_protocol_error_init = _ProtocolError.__init__
+
+
+def _checked_init(self: _ProtocolError, reason: str, message: str) -> None:
+    _protocol_error_init(self, reason, message)
+    where = sys._getframe(1).f_code.co_filename.replace("\\", "/")
+    if where.endswith(_refusal_messages.MODULES) and not (
+        isinstance(message, str) and _LISTED.fullmatch(message)
+    ):
+        _UNLISTED.append(f"{where.rsplit('/', 2)[-2]}/{where.rsplit('/', 1)[-1]}: {reason}: {message!r}")
+
+
+_ProtocolError.__init__ = _checked_init  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _refusal_messages_are_listed() -> Iterator[None]:
+    del _UNLISTED[:]
+    yield
+    assert not _UNLISTED, (
+        "refusal messages not in tests/vectors/refusal-messages.txt (`make vectors` lists new ones):\n"
+        + "\n".join(_UNLISTED[:5])
+    )
