@@ -136,7 +136,8 @@ def test_peek_seq_refuses_each_byte_that_is_not_a_record_head():
     ):
         raises("malformed", record.peek_seq, bad)
     for head in (b"\x79\x00\x18", b"\x7a\x00\x00\x00\x18", b"\x7b" + b"\x00" * 7 + b"\x18", b"\x7f"):
-        raises("malformed", record.peek_seq, _seq_payload(head + b"a" * 24, b"\x05"))
+        e = raises("malformed", record.peek_seq, _seq_payload(head + b"a" * 24, b"\x05"))
+        assert e.message == "device id too long", e
 
 
 def test_a_record_nested_or_sized_past_its_limits_is_refused_by_the_decoder():
