@@ -72,7 +72,8 @@ class PassRecord:
         check_device_id(self.door)
         if not isinstance(self.seq, int) or self.seq is True or self.seq < 1 or self.seq > 0x7FFFFFFFFFFFFFFF:
             raise _bad("seq out of range")
-        if not isinstance(self.time, int) or self.time is True or self.time < 0 or self.time > 0xFFFFFFFF:
+        t = self.time
+        if not isinstance(t, int) or t is True or t is False or t < 0 or t > 0xFFFFFFFF:
             raise _bad("time out of range")
         if self.kind not in KINDS:
             raise _bad("unknown credential kind")

@@ -38,6 +38,38 @@ def test_field_rules():
     raises("bad-key", _rec, device="")
 
 
+def test_each_field_bound_at_its_edge_and_one_past():
+    for ok in (
+        {"seq": 1},
+        {"seq": 0x7FFFFFFFFFFFFFFF},
+        {"time": 0},
+        {"time": 0xFFFFFFFF},
+        {"reason": "r" * 24, "granted": False},
+        {"reason": "a", "granted": False},
+        {"ref": ""},
+        {"ref": "x" * record.MAX_REF},
+    ):
+        r = _rec(**ok)
+        assert PassRecord.decode(r.encode()) == r
+    for bad in (
+        {"seq": 0x8000000000000000},
+        {"seq": True},
+        {"seq": "1"},
+        {"time": 0x100000000},
+        {"time": True},
+        {"time": False},  # a bool is not a time, even where it equals 0
+        {"time": "0"},
+        {"reason": "r" * 25, "granted": False},
+        {"reason": "", "granted": False},
+        {"reason": 5, "granted": False},
+        {"ref": "x" * (record.MAX_REF + 1)},
+        {"ref": 7},
+        {"granted": 0},
+        {"kind": "Code"},
+    ):
+        raises("invalid-field", _rec, **bad)
+
+
 def test_reference_cannot_carry_template_sized_data():
     # A minutiae template is hundreds of bytes; a reference is an id.
     raises("invalid-field", _rec, ref="x" * 41)
