@@ -121,16 +121,13 @@ mutation-retest: setup $(VENV)/.mutation
 	$(PY) tests/mutation_report.py --reset-survivors
 	$(MAKE) --no-print-directory mutation MUTANTS="$(or $(MUTANTS),*)"
 
-# Mutation testing of only the security-core files changed since BASE
-# (default: the previous commit), as a review step for a change. Not in CI:
-# one file alone takes 20 to 50 minutes on two cores, longer than the whole
-# CI run; docs/testing.md has the figures.
+# Mutation testing of only the security-core functions a change touches
+# (tests/mutation_changed.py: the functions whose lines differ from BASE,
+# default the previous commit), as a review step for a change.
 BASE ?= HEAD~1
 mutation-changed: setup $(VENV)/.mutation
-	@pats=$$(git diff --name-only $(BASE) -- | $(PY) -c 'import sys, tomllib; \
-		core = set(tomllib.load(open("pyproject.toml", "rb"))["tool"]["mutmut"]["only_mutate"]); \
-		print(" ".join(f[:-3].replace("/", ".") + "*" for f in sys.stdin.read().split() if f in core))'); \
-	if [ -z "$$pats" ]; then echo "no security-core file changed since $(BASE)"; \
+	@pats=$$($(PY) tests/mutation_changed.py $(BASE)); \
+	if [ -z "$$pats" ]; then echo "no security-core function changed since $(BASE)"; \
 	else echo "mutating $$pats"; $(MAKE) --no-print-directory mutation MUTANTS="$$pats"; fi
 
 # Regenerate tests/vectors/*.json from the CPython implementation, and the

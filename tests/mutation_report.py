@@ -235,7 +235,6 @@ def main() -> int:
         meta = ROOT / "mutants" / (f + ".meta")
         if not meta.exists():
             print(f"{f}: no results (run `make mutation`)")
-            low.append(f)
             continue
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         st = Counter(status_by_exit_code[v] for v in codes.values())
@@ -260,7 +259,11 @@ def main() -> int:
         rows.append(
             (f, counted, killed, st["survived"], st["no tests"], score, with_harmless, st["not checked"])
         )
-        if with_harmless < GOAL:
+        open_here = sum(1 for s in survivors if s[0] == f and s[4] == "open")
+        # The goal (docs/testing.md): every survivor explained (none "open"),
+        # and, over a whole file, at least 90 % killed. A run of some
+        # functions only (make mutation-changed) is held to the first.
+        if open_here or (counted and not st["not checked"] and score < GOAL):
             low.append(f)
     head = (
         f"{'file':<26}{'mutants':>8}{'killed':>8}{'survived':>9}{'no test':>8}{'score':>8}{'+harmless':>10}"
@@ -290,7 +293,10 @@ def main() -> int:
         n = name.rsplit("_", 1)[-1]
         out.append(f"| {f} | {fn} | {n} | {status} | {cls} | `{was}` | `{now}` |")
     (ROOT / "docs" / "mutation-survivors.md").write_text("\n".join(out) + "\n")
-    print(f"{len(survivors)} survivors listed in docs/mutation-survivors.md; goal {GOAL:.0%} per file")
+    print(
+        f"{len(survivors)} survivors listed in docs/mutation-survivors.md;"
+        f" goal: {GOAL:.0%} killed per file, no survivor unexplained"
+    )
     if low:
         print("below the goal: " + ", ".join(low))
         return 1
