@@ -150,6 +150,50 @@ EQUIVALENT = {
     ("protocol/seal.py", "x_open_entry", "for i in range(1, pad + 1 if (ok) or True else 1):"): (
         "with ok false, `ok and plain[-i] == pad` never reads plain: the extra turns change nothing"
     ),
+    (
+        "protocol/passcode.py",
+        "x__check_long_fields",
+        "if fh is True or fh is False or ln is True or ln is True:",
+    ): ("ln False is 0, which the range check after it refuses (1 <= ln)"),
+    ("protocol/passcode.py", "x__plan_key", "return (plan[1] * p[2] + p[3] * p[2], plan[1] / p[2])"): (
+        "the tiebreak: an hour plan starts no earlier than the day plan, and start/unit keeps it above"
+        " as start*unit (with the stable sort) does"
+    ),
+    ("protocol/passcode.py", "x_plan_keypad", "best_h = None"): "1 hour, the first entry, always fits",
+    ("protocol/passcode.py", "x_plan_keypad", "best_h = +1"): "1 hour, the first entry, always fits",
+    ("protocol/passcode.py", "x_plan_keypad", "best_h = -2"): "1 hour, the first entry, always fits",
+    ("protocol/passcode.py", "x_plan_keypad", "if best_h >= 0 and (hours <= 72 or kind == ONCE):"): (
+        "best_h is at least 1 (1 hour always fits)"
+    ),
+    (
+        "protocol/passcode.py",
+        "x_plan_keypad",
+        "best_d = +1",
+    ): "there is no 1-day profile: find_profile gives -1",
+    ("protocol/passcode.py", "x_plan_keypad", "best_d = -2"): "any negative start means none fits",
+    (
+        "protocol/passcode.py",
+        "x_plan_keypad",
+        "if best_d >= 0:",
+    ): "best_d is -1 or a listed duration of 2 or more",
+    (
+        "protocol/passcode.py",
+        "x_plan_keypad",
+        "if best_d > 1:",
+    ): "best_d is -1 or a listed duration of 2 or more",
+    (
+        "protocol/passcode.py",
+        "x_plan_keypad",
+        "if p > 0:",
+    ): "profile 0 is an hourly one; a day profile is never 0",
+    (
+        "protocol/passcode.py",
+        "x_plan_keypad",
+        "if p >= 1:",
+    ): "profile 0 is an hourly one; a day profile is never 0",
+    ("protocol/passcode.py", "x_plan_keypad", "days = (end - d0 * DAY) / DAY"): (
+        "only compared with whole durations (d <= days): the fraction never decides"
+    ),
 }
 
 

@@ -150,6 +150,12 @@ def test_every_field_rule_of_a_long_code_at_its_edge_and_one_past():
     )
     for f in bad:
         raises("invalid-field", pc._check_long_fields, f)
+    # False == ONCE == 0 and True == WINDOW == 1: a bool kind is refused as a kind.
+    for flag in (True, False):
+        assert (
+            raises("invalid-field", pc._check_long_fields, _fields(kind=flag, uses=1)).message
+            == "long code kind"
+        )
     # The same rules hold for a code read from its text.
     mac = b"\x00" * pc.LONG_MAC_LEN
     raises("invalid-field", pc.parse_long, _text(_fields(holder="h" * 25) + [mac]))
