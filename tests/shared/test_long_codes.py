@@ -100,3 +100,32 @@ def test_a_long_code_is_revoked_only_while_its_blacklist_entry_lasts():
     assert (d.granted, d.reason) == (True, "ok")
     bl.apply({1: "full", 2: 2, 4: [["v:h-1", 0]]}, DAY0)  # the holder, for good
     assert v.long(code.text(), DAY0 + 6 * H, 1).reason == "revoked"
+
+
+def test_a_daily_long_codes_hours_hold_within_the_clock_tolerance_and_not_past_it():
+    tol = 300
+    v = CodeVerifier("lock-1", _key("lock-1"), tolerance=tol)
+    start_h = DAY0 // H
+    code = pc.make_long(_key("lock-1"), "lock-1", pc.DAILY, "h-1", start_h, start_h + 72, daily=[8, 4])
+    for at, want in (
+        (8 * H - tol - 1, "not-yet-valid"),
+        (8 * H - tol, "ok"),  # a clock up to 5 min slow still opens at 08:00
+        (12 * H + tol - 1, "ok"),
+        (12 * H + tol, "outside-hours"),
+        (86400 + 8 * H - 200, "ok"),  # the next day's hours, within the tolerance
+        (86400 + 8 * H - tol - 1, "outside-hours"),
+    ):
+        assert v.long(code.text(), DAY0 + at, 1).reason == want, at
+
+
+def test_a_daily_window_ending_at_midnight_ends_with_its_last_day_within_the_tolerance():
+    # 00:00-23:00 each day for three days, a clock tolerance of an hour: the
+    # last day's window ends at 23:00 give or take the hour, and the code
+    # with it (its end, midnight, is within the tolerance of 23:00 too).
+    tol = 3600
+    v = CodeVerifier("lock-1", _key("lock-1"), tolerance=tol)
+    start_h = DAY0 // H
+    code = pc.make_long(_key("lock-1"), "lock-1", pc.DAILY, "h-1", start_h, start_h + 72, daily=[0, 23])
+    end = DAY0 + 3 * 86400
+    for now, want in ((end - 1800, "ok"), (end - 1, "ok"), (end, "expired"), (end + tol, "expired")):
+        assert v.long(code.text(), now, 1).reason == want, now - end

@@ -58,6 +58,8 @@ def test_a_keypad_plan_is_the_longest_fit_per_unit_ranked_by_its_end():
         # Three days: both units fit exactly; equal ends, the hour plan first as found.
         ((W, DEV, s, s + 72 * H), [(H, 72, h0), (DAY, 3, D0)]),
         ((W, DEV, s, s + 72 * H + 1800), [(H, 72, h0), (DAY, 3, D0)]),  # 72.5 h: still 72
+        # Equal ends: the plan that starts later (hour-precise) first.
+        ((W, DEV, s + 12 * H, s + 48 * H), [(H, 36, h0 + 12), (DAY, 2, D0)]),
         # Over 72 hours a window code is day-aligned only; a one-time code may still be hourly.
         ((W, DEV, s, s + 73 * H), [(DAY, 3, D0)]),
         ((W, DEV, s + 10 * H, s + 106 * H), [(DAY, 4, D0)]),
@@ -112,3 +114,13 @@ def test_make_keypad_takes_each_bound_and_refuses_one_past():
     ):
         e = raises("invalid-field", pc.make_keypad, key, "lock-1", *args)
         assert e.message == what, (args, e.message)
+
+
+def test_every_daily_variant_is_its_hour_and_length():
+    seen = []
+    for v in range(24 * len(pc.DAILY_LENGTHS)):
+        fh, ln = pc._daily_variant(v)
+        assert pc.daily_variant(fh, ln) == v
+        seen.append((fh, ln))
+    assert len(set(seen)) == len(seen) == 96
+    assert pc._daily_variant(24) == (0, 4) and pc._daily_variant(95) == (23, 12)
