@@ -199,6 +199,23 @@ EQUIVALENT = {
         " start * duration ranks it first as start * unit does (checked over every window of 1 hour to"
         " a year, at each half hour of the day)"
     ),
+    ("protocol/lockout.py", "xǁThrottleǁ_decay", "self.decay_mark = None"): (
+        "with no strikes, failure() sets the decay mark to now right after: the value set here is never read"
+    ),
+    (
+        "protocol/lockout.py",
+        "xǁThrottleǁ_decay",
+        "if steps >= 0:",
+    ): "zero steps subtract nothing and move the mark by nothing",
+    ("protocol/verifier.py", "xǁCodeVerifierǁ_admit", "wall = now or 1"): (
+        "with the clock unset, the blacklist is asked at 1 s after the epoch instead of 0: only an entry"
+        " expiring at 1970-01-01T00:00:01 could tell, and no issuer writes one"
+    ),
+    (
+        "protocol/verifier.py",
+        "xǁCodeVerifierǁ_state_of",
+        "start, end = passcode.window_of(p, start_unit, None)",
+    ): ("daily codes return above; window_of reads the variant for daily codes only"),
 }
 
 
