@@ -91,13 +91,14 @@ bench: setup
 # The long campaigns (make test runs a quick share of each): the codec and
 # parser properties at 20,000 cases each; every damage kind at every byte
 # offset of the outbox and the lock journal (on CPython and MicroPython);
-# 300 kill -9 rounds of the outbox harness.
+# 300 kill -9 rounds of the outbox harness, and 60 with a slow writer.
 soak: setup
 	HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q tests/test_cbor_properties.py tests/test_passcode_properties.py \
 		tests/test_logframe.py tests/test_stick_input.py
 	LOCKEDGE_SOAK=1 $(PY) -m pytest -q tests/test_outbox.py tests/test_logframe.py tests/test_stick_input.py \
 		tests/shared/test_journal.py tests/test_on_micropython.py -k "journal or outbox or logframe or seqset or stick or fuzz or link"
 	$(PY) bench/outbox_soak.py --rounds 300
+	$(PY) bench/outbox_soak.py --rounds 60 --pause 0.05
 
 # Mutation testing of the security core (docs/testing.md): mutmut over the
 # files in pyproject.toml's [tool.mutmut], against the tests that run in the

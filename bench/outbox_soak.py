@@ -32,6 +32,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=300, help="rounds in all, split over the seeds")
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
+    ap.add_argument(
+        "--pause", type=float, default=0.0,
+        help="seconds the writer waits between offering a batch and storing it (a slow writer)",
+    )  # fmt: skip
     a = ap.parse_args()
     if a.rounds < len(a.seeds):
         print("outbox_soak: --rounds must be at least the number of seeds", file=sys.stderr)
@@ -42,7 +46,7 @@ def main() -> int:
     for seed in a.seeds:
         with tempfile.TemporaryDirectory() as d:
             try:
-                stats = outbox_crash.run(Path(d), a.rounds // len(a.seeds), seed)
+                stats = outbox_crash.run(Path(d), a.rounds // len(a.seeds), seed, a.pause)
             except AssertionError as e:
                 print(f"outbox soak, seed {seed}: INVARIANT BROKEN: {e}")
                 return 1
