@@ -158,8 +158,10 @@ class CodeVerifier:
             h = h1
             start_unit = cand
         elif ct_equal(entered, _digits(h2)):
-            # A genuine code, but its live slot is not the current one.
-            reason = "clock-set" if now is None or kind == SETUP else self._state_of(p, other, variant, now)
+            # A genuine code, but its live slot is not the current one. (Not
+            # a setup code: its two candidates are one, matched above; and
+            # with no clock only setup codes get this far.)
+            reason = self._state_of(p, other, variant, now)  # type: ignore[arg-type]
             d = Decision(False, reason, "code", passcode._code_id(h2), 2)
             if d.reason == OK:  # cannot happen by construction; never accept it
                 d.reason = "expired"
