@@ -216,6 +216,28 @@ EQUIVALENT = {
         "xǁCodeVerifierǁ_state_of",
         "start, end = passcode.window_of(p, start_unit, None)",
     ): ("daily codes return above; window_of reads the variant for daily codes only"),
+    ("protocol/verifier.py", "x__bisect_profile", "mid = (lo + hi + 2) // 2"): (
+        "any midpoint in (lo, hi] keeps the search correct: (lo + hi + 2) // 2 is one when lo < hi"
+    ),
+    (
+        "protocol/verifier.py",
+        "xǁCodeVerifierǁkeypad",
+        'return self._wrong(Decision(False, "wrong-code", "code", hmacs=2), mono, None)',
+    ): "the decision already says 2 HMACs; _wrong keeps it (d.hmacs or hmacs)",
+    (
+        "protocol/verifier.py",
+        "xǁCodeVerifierǁkeypad",
+        'return self._wrong(Decision(False, "wrong-code", "code", hmacs=2), mono, 1)',
+    ): "the decision already says 2 HMACs; _wrong keeps it (d.hmacs or hmacs)",
+    ("protocol/verifier.py", "xǁCodeVerifierǁkeypad", "d.reason = None"): (
+        "a guard for a case the candidates exclude (the other slot is never the live one)"
+    ),
+    ("protocol/verifier.py", "xǁCodeVerifierǁkeypad", 'd.reason = "XXexpiredXX"'): (
+        "a guard for a case the candidates exclude (the other slot is never the live one)"
+    ),
+    ("protocol/verifier.py", "xǁCodeVerifierǁkeypad", 'd.reason = "EXPIRED"'): (
+        "a guard for a case the candidates exclude (the other slot is never the live one)"
+    ),
 }
 
 
