@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from gateway.bundle import BundleError as _BundleError
 from protocol.errors import ProtocolError as _ProtocolError
 from tests import refusal_messages as _refusal_messages
 
@@ -111,10 +112,10 @@ def _no_secrets_in_logs() -> Iterator[None]:
     assert not h.bad, "a log line looks like key or template material:\n" + "\n".join(h.bad[:5])
 
 
-# Every refusal message the security core's protocol modules raise during a
-# test must be one listed in tests/vectors/refusal-messages.txt
-# (tests/refusal_messages.py): the check sits in ProtocolError's constructor
-# and fails the test that raised an unlisted one, whatever caught it after.
+# Every refusal message the security core raises during a test must be one
+# listed in tests/vectors/refusal-messages.txt (tests/refusal_messages.py):
+# the check sits in ProtocolError's and BundleError's constructors and
+# fails the test that raised an unlisted one, whatever caught it after.
 _LISTED = _refusal_messages.matcher()
 _UNLISTED: list[str] = []
 _protocol_error_init = _ProtocolError.__init__
@@ -130,6 +131,19 @@ def _checked_init(self: _ProtocolError, reason: str, message: str) -> None:
 
 
 _ProtocolError.__init__ = _checked_init  # type: ignore[method-assign]
+_bundle_error_init = _BundleError.__init__
+
+
+def _checked_bundle_init(self: _BundleError, reason: str, message: str) -> None:
+    _bundle_error_init(self, reason, message)
+    where = sys._getframe(1).f_code.co_filename.replace("\\", "/")
+    if where.endswith(_refusal_messages.MODULES) and not (
+        isinstance(message, str) and _LISTED.fullmatch(message)
+    ):
+        _UNLISTED.append(f"{where.rsplit('/', 2)[-2]}/{where.rsplit('/', 1)[-1]}: {reason}: {message!r}")
+
+
+_BundleError.__init__ = _checked_bundle_init  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

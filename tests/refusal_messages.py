@@ -1,10 +1,11 @@
-"""The refusal messages of the security core's protocol modules, pinned.
+"""The refusal messages of the security core, pinned.
 
 A refusal's reason code is what code and tests branch on; its message is
 what an installer reads ("Bad input gets a clear error"). Every message
-these modules can raise is listed, as its source template, in
-tests/vectors/refusal-messages.txt, and tests/conftest.py checks each
-ProtocolError raised from them during a test against the list: a changed,
+these modules can raise (ProtocolError, and BundleError at the gateway's
+import) is listed, as its source template, in
+tests/vectors/refusal-messages.txt, and tests/conftest.py checks each one
+raised from them during a test against the list: a changed,
 emptied or garbled message fails the test that triggered it, and a new one
 is added to the list (`make vectors` rewrites it from the source; review
 the diff like any text a user reads).
@@ -29,7 +30,11 @@ MODULES = (
     "protocol/blacklist.py",
     "protocol/lockout.py",
     "protocol/record.py",
+    "gateway/relay.py",
+    "gateway/bundle.py",
 )
+# The refusal types whose messages are pinned: (reason, message) constructors.
+ERRORS = ("ProtocolError", "BundleError")
 # record.py's one refusal helper: _bad(what) -> ProtocolError(INVALID, "pass record: " + what).
 _PREFIXED = {"_bad": "pass record: "}
 _SPEC = re.compile(r"%(?:%|[-+ 0#]*\d*(?:\.\d+)?[diouxXsr])")
@@ -38,6 +43,14 @@ _SPEC = re.compile(r"%(?:%|[-+ 0#]*\d*(?:\.\d+)?[diouxXsr])")
 def _template(node: ast.expr) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
+    if isinstance(node, ast.JoinedStr):  # an f-string: each {value} reads as %s
+        parts = []
+        for v in node.values:
+            if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                parts.append(v.value.replace("%", "%%"))
+            else:
+                parts.append("%s")
+        return "".join(parts)
     if (
         isinstance(node, ast.BinOp)
         and isinstance(node.op, ast.Mod)
@@ -55,7 +68,7 @@ def templates(source: str) -> list[str]:
         if not isinstance(n, ast.Call) or not n.args:
             continue
         name = n.func.id if isinstance(n.func, ast.Name) else None
-        if name == "ProtocolError" and len(n.args) == 2:
+        if name in ERRORS and len(n.args) == 2:
             t = _template(n.args[1])
             if t is not None:
                 out.append(t)
