@@ -241,6 +241,15 @@ EQUIVALENT = {
     ("protocol/passcode.py", "x__mac_digits", "return int.from_bytes(h[:8], ) % MAC_MOD"): (
         "CPython 3.11's int.from_bytes defaults to big-endian; MicroPython needs the argument"
     ),
+    ("gateway/relay.py", "xǁCommandRelayǁ_finish", "st.done.popitem(last=None)"): (
+        "None is false: popitem pops the oldest, as with last=False"
+    ),
+    ("gateway/relay.py", "x__command_fields", "body = cbor.decode(env.body_bytes, 4, )"): (
+        "the body is part of an envelope parse already held to its size limit: no smaller limit applies"
+    ),
+    ("gateway/relay.py", "x_ack_fields", "body = cbor.decode(env.body_bytes, 4, )"): (
+        "the body is part of an envelope parse already held to its size limit: no smaller limit applies"
+    ),
 }
 
 

@@ -60,6 +60,8 @@ def test_timeout_then_late_ack_is_still_relayed() -> None:
     assert Answer("L1", "c1", "timeout", "no ack within 5s") in out
     assert any(isinstance(x, ToLock) for x in out)  # c2 goes now
     assert r.from_lock("L1", ack("L1", "c1"), NOW + 6) == [ToCloud("L1", ack("L1", "c1"))]
+    # The late ack replaces the timeout as the answer the cloud gets for a repeat.
+    assert r.from_cloud("L1", cmd("L1", "c1", NOW + 100), NOW + 7) == [ToCloud("L1", ack("L1", "c1"))]
 
 
 def test_window_bounds_inflight_across_locks() -> None:
@@ -94,8 +96,9 @@ def test_a_full_lock_queue_is_answered_busy_and_not_remembered() -> None:
     r.from_cloud("L1", cmd("L1", "c0", NOW + 30), NOW)  # in flight
     assert r.from_cloud("L1", cmd("L1", "c1", NOW + 30, 2), NOW) == []
     assert r.from_cloud("L1", cmd("L1", "c2", NOW + 30, 3), NOW) == []
-    [busy] = r.from_cloud("L1", cmd("L1", "c3", NOW + 30, 4), NOW)
-    assert isinstance(busy, Answer) and (busy.cmd_id, busy.status) == ("c3", "busy")
+    assert r.from_cloud("L1", cmd("L1", "c3", NOW + 30, 4), NOW) == [
+        Answer("L1", "c3", "busy", "lock queue full")
+    ]
     r.from_lock("L1", ack("L1", "c0"), NOW + 1)  # room again: the same id may be retried
     assert r.from_cloud("L1", cmd("L1", "c3", NOW + 30, 5), NOW + 1) == []
 
@@ -197,3 +200,31 @@ def test_answers_are_remembered_up_to_the_limit_oldest_first_out() -> None:
     assert again == [Answer("L1", "x1", "expired", "deadline passed before relay")]
     r.from_cloud("L1", cmd("L1", "x4", NOW - 1, seq=10), NOW)
     assert list(r.locks["L1"].done) == ["x2", "x3", "x4"]  # first in, first out; a repeat does not refresh
+
+
+def test_a_repeat_of_a_queued_command_is_not_queued_twice() -> None:
+    r = CommandRelay({"L1"})
+    c1, c2 = cmd("L1", "c1", NOW + 30), cmd("L1", "c2", NOW + 30, 2)
+    assert r.from_cloud("L1", c1, NOW) == [ToLock("L1", c1, NOW + 30)]
+    assert r.from_cloud("L1", c2, NOW) == []  # queued behind c1
+    assert r.from_cloud("L1", c2, NOW) == []  # a repeat while queued: already on its way
+    assert r.from_lock("L1", ack("L1", "c1"), NOW + 1) == [
+        ToCloud("L1", ack("L1", "c1")),
+        ToLock("L1", c2, NOW + 30),
+    ]
+    assert r.from_lock("L1", ack("L1", "c2", 2), NOW + 2) == [
+        ToCloud("L1", ack("L1", "c2", 2))
+    ]  # c2 went once
+
+
+def test_a_body_nested_past_four_levels_is_refused_before_its_fields() -> None:
+    r = CommandRelay({"L1"})
+    deep = {1: "unlock", 2: "c1", 3: NOW + 30, 4: [[[["x"]]]]}
+    [refused] = r.from_cloud("L1", _raw_cmd("L1", deep), NOW)
+    assert isinstance(refused, Refused) and refused.reason.startswith("bad command: too-deep: "), refused
+    ok = {1: "unlock", 2: "c1", 3: NOW + 30, 4: [["x"]]}
+    assert r.from_cloud("L1", _raw_cmd("L1", ok), NOW) == [ToLock("L1", _raw_cmd("L1", ok), NOW + 30)]
+    k = keys.derive(ROOT, keys.UPLINK, "L1")
+    deep_ack = envelope.seal(k, "ack", "L1", 3, NOW, {1: "c1", 2: "done", 3: [[[["x"]]]]})
+    [refused] = r.from_lock("L1", deep_ack, NOW + 1)
+    assert isinstance(refused, Refused) and refused.reason.startswith("bad ack: too-deep: "), refused
