@@ -250,6 +250,15 @@ EQUIVALENT = {
     ("gateway/relay.py", "x_ack_fields", "body = cbor.decode(env.body_bytes, 4, )"): (
         "the body is part of an envelope parse already held to its size limit: no smaller limit applies"
     ),
+    ("gateway/outbox.py", "xǁGroupCommitterǁsubmit", "raise OutboxError(None)"): (
+        "the daemon's shutdown path: nothing reads the closing error's text"
+    ),
+    ("gateway/outbox.py", "xǁGroupCommitterǁsubmit", 'raise OutboxError("XXoutbox is closingXX")'): (
+        "the daemon's shutdown path: nothing reads the closing error's text"
+    ),
+    ("gateway/outbox.py", "xǁGroupCommitterǁsubmit", 'raise OutboxError("OUTBOX IS CLOSING")'): (
+        "the daemon's shutdown path: nothing reads the closing error's text"
+    ),
 }
 
 

@@ -6,6 +6,7 @@ lost its per-operation results."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -92,7 +93,8 @@ def test_the_folder_of_one_bundle_is_opened_once_and_the_bundle_time_is_used(rig
     b = _bundle(rig)
     assert rig.importer.import_file(b, NOW + 10 * 365 * 86400).result == "expired"
     assert rig.importer.import_file(rig.stick / "absent.lkb", NOW).result == "unreadable"
-    assert rig.importer.import_file(rig.stick / "nowhere" / "b.lkb", NOW).result == "unreadable"
+    rep = rig.importer.import_file(rig.stick / "nowhere" / "b.lkb", NOW)
+    assert (rep.file, rep.result, rep.message) == ("b.lkb", "unreadable", os.strerror(errno.ENOENT))
 
 
 def test_the_files_considered_per_stick_stop_at_the_cap(rig: Rig) -> None:

@@ -255,8 +255,14 @@ def test_a_junk_receipt_on_a_returned_stick_is_a_clear_error_for_the_office(tmp_
     bad.append(cbor.encode([cbor.encode([1]), signer.sign(cbor.encode(["LKBReceipt1", cbor.encode([1])]))]))
     junk_body = b"\xff\xff"
     bad.append(cbor.encode([junk_body, signer.sign(cbor.encode(["LKBReceipt1", junk_body]))]))
+    # A good receipt's two parts with a third after them; its parts as a map's keys.
+    bad.append(cbor.encode([body, signer.sign(cbor.encode(["LKBReceipt1", body])), b""]))
+    bad.append(cbor.encode({body: 1, signer.sign(cbor.encode(["LKBReceipt1", body])): 2}))
     for data in bad:
-        with pytest.raises(ValueError):
+        with pytest.raises(
+            ValueError,
+            match=r"^(not a lockedge receipt|receipt signature does not verify|receipt body unreadable)",
+        ):
             verify_receipt(data, signer.public_key())
     stick = tmp_path / "stick"
     stick.mkdir()
@@ -290,6 +296,8 @@ def test_the_mount_point_is_found_by_the_sticks_serial_only(tmp_path: Path) -> N
     assert mount_point(stick, by_id, tmp_path / "no-mounts") is None
     mounts.write_text(f"{dev / 'sdy1'} /media/other vfat rw 0 0\n")
     assert mount_point(stick, by_id, mounts) is None  # plugged in, not mounted yet
+    mounts.write_text(f"{dev / 'sdz1'} /media/bare\n")  # a device and a mount point are all it reads
+    assert mount_point(stick, by_id, mounts) == Path("/media/bare")
 
 
 def test_what_a_cli_is_shown_of_an_import_names_no_person() -> None:
