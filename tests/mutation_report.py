@@ -251,13 +251,13 @@ EQUIVALENT = {
         "the body is part of an envelope parse already held to its size limit: no smaller limit applies"
     ),
     ("gateway/outbox.py", "xǁGroupCommitterǁsubmit", "raise OutboxError(None)"): (
-        "the daemon's shutdown path: nothing reads the closing error's text"
+        "raised to a writer racing the shutdown; no decision reads its text"
     ),
     ("gateway/outbox.py", "xǁGroupCommitterǁsubmit", 'raise OutboxError("XXoutbox is closingXX")'): (
-        "the daemon's shutdown path: nothing reads the closing error's text"
+        "raised to a writer racing the shutdown; no decision reads its text"
     ),
     ("gateway/outbox.py", "xǁGroupCommitterǁsubmit", 'raise OutboxError("OUTBOX IS CLOSING")'): (
-        "the daemon's shutdown path: nothing reads the closing error's text"
+        "raised to a writer racing the shutdown; no decision reads its text"
     ),
 }
 
