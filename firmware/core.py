@@ -68,7 +68,7 @@ class LockCore:
         self.slots: dict = {}
         self.capacity = 200  # module library pages (R503: 200)
         self.entry_mark = [-1, -1]  # (bundle sequence, entry index) last applied
-        self._codes_sig: tuple = (0, 0, 0, 0)
+        self._codes_sig: tuple = (0, 0, 0)
         self._throttle_boot = None  # saved throttle state not yet rebased on this boot's clock
         self.clock = Clock()  # the wall clock's guard (high-water mark, gateway steps)
         self._core = StateFile(fs, "core")
@@ -164,11 +164,12 @@ class LockCore:
         self._save(mono)
 
     def _sig(self) -> tuple:
+        # What says the codes file is out of date: the verifier's change
+        # count (a count and a sum of uses were not enough: a one-time code
+        # pruned as another was added left both equal, the new one unsaved,
+        # and usable again after a reboot), the blacklist's version and size.
         v = self.verifier
-        uses = 0
-        for e in v.used.values():
-            uses += e[1]
-        return (len(v.used), uses, v.blacklist.version, len(v.blacklist.entries))
+        return (v.changes, v.blacklist.version, len(v.blacklist.entries))
 
     def _save(self, mono) -> None:  # type: ignore[no-untyped-def]
         # Two files: "core" is small and changes on every decision (throttle,

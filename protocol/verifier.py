@@ -110,6 +110,10 @@ class CodeVerifier:
         # code id -> [expires (Unix s, 0 = never), uses]; one-time and
         # counted codes, remembered until they expire.
         self.used: dict = {}
+        # Bumped on every change to `used`, so a caller that persists it can
+        # tell "changed" without comparing it (a count and a sum of uses do
+        # not: a prune and an add, one for one, leave both as they were).
+        self.changes = 0
 
     # -- keypad ---------------------------------------------------------------
 
@@ -256,6 +260,7 @@ class CodeVerifier:
                 d.events.append({"event": "code-store-full", "entries": len(self.used)})
                 return d
             self.used[d.ref] = [expires, (rec[1] if rec else 0) + 1]
+            self.changes += 1
         d.granted = True
         return d
 
@@ -264,6 +269,7 @@ class CodeVerifier:
             return
         for k in [k for k, v in self.used.items() if v[0] and v[0] <= now - self.tolerance]:
             del self.used[k]
+            self.changes += 1
 
     def state(self, mono: int) -> dict:
         return {
