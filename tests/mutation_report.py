@@ -259,6 +259,19 @@ EQUIVALENT = {
     ("gateway/outbox.py", "xǁGroupCommitterǁsubmit", 'raise OutboxError("OUTBOX IS CLOSING")'): (
         "raised to a writer racing the shutdown; no decision reads its text"
     ),
+    (
+        "firmware/journal.py",
+        "xǁJournalǁpending_encoded",
+        "while pos + _HEAD_LEN < n and len(seqs) < limit:",
+    ): ("recovery checked every frame: no segment ends in a bare frame head (pos + head == n)"),
+    ("firmware/journal.py", "xǁJournalǁpending_encoded", "if len(seqs) > limit:"): (
+        "at len == limit the next segment's loop adds nothing (len(seqs) < limit fails first)"
+    ),
+    (
+        "firmware/journal.py",
+        "xǁJournalǁack",
+        'self.fs.append(self._ack(seg), b"".join(_frame(struct.pack(">i", s)) for s in ss))',
+    ): "signed and unsigned 4-byte packing agree below 2^31, which no journal's sequence reaches",
 }
 
 
