@@ -1,0 +1,75 @@
+# What the lock answers, exactly, on both interpreters: a repeated command
+# gets the ack its first arrival got, refusal or not, and is not run again;
+# a fingerprint-module fault is an event with the module's code, or -1 for
+# a fault that has none (a UART error). From the mutation run.
+from firmware.core import LockCore
+from firmware.fpmodule import FPError
+from firmware.fsio import FlashFS
+from firmware.journal import Journal
+from protocol import envelope, keys
+from tests.shared.util import fresh_dir
+
+ROOT = bytes(range(32))
+NOW = 1795000000
+
+
+class _HAL:
+    def __init__(self):
+        self.opened = 0
+
+    def strike(self, on):
+        if on:
+            self.opened += 1
+
+    def beep(self, n):
+        pass
+
+
+def _lock():
+    fs = FlashFS(fresh_dir("answers"))
+    hal = _HAL()
+    return LockCore("lock-1", ROOT, Journal(fs, "lock-1"), hal, fs, open_s=5, held_open_s=60), hal
+
+
+def _cmd(seq, cmd_id, deadline, action="unlock"):
+    k = keys.derive(ROOT, keys.CMD, "lock-1")
+    return envelope.seal(k, "cmd", "cloud", seq, NOW, {1: action, 2: cmd_id, 3: deadline}, "lock-1")
+
+
+def _acks(core):
+    k = keys.derive(ROOT, keys.UPLINK, "lock-1")
+    return [envelope.verify(envelope.parse(a), k).body for _t, a in core.outbox]
+
+
+def test_a_repeated_command_gets_its_first_answer_and_does_not_run_again():
+    core, hal = _lock()
+    assert core.command(_cmd(1, "late", NOW - 1), NOW, 1) == "deadline"
+    assert core.command(_cmd(2, "late", NOW + 30), NOW, 2) == "deadline"  # a repeat: same id
+    assert core.command(_cmd(3, "odd", NOW + 30, "open-sesame"), NOW, 3) == "bad-command"
+    assert core.command(_cmd(4, "odd", NOW + 30), NOW, 4) == "bad-command"
+    assert core.command(_cmd(5, "go", NOW + 30), NOW, 5) == "ok"
+    assert core.command(_cmd(6, "go", NOW + 30), NOW, 6) == "ok"
+    assert hal.opened == 1
+    assert _acks(core) == [
+        {1: "late", 2: "deadline"},
+        {1: "late", 2: "deadline"},
+        {1: "odd", 2: "bad-command"},
+        {1: "odd", 2: "bad-command"},
+        {1: "go", 2: "done"},
+        {1: "go", 2: "done"},
+    ]
+
+
+class _FaultyModule:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def capture(self):
+        raise self.exc
+
+
+def test_a_module_fault_event_carries_the_modules_code_or_minus_one():
+    for exc, code in ((FPError(0x18, "flash error"), 0x18), (OSError(5, "uart"), -1), (ValueError("x"), -1)):
+        core, _hal = _lock()
+        assert core.finger(_FaultyModule(exc), NOW, 10) == "sensor-error"
+        assert core.events == [{"event": "fingerprint-module-error", "code": code}], exc
