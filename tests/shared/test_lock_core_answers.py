@@ -73,3 +73,18 @@ def test_a_module_fault_event_carries_the_modules_code_or_minus_one():
         core, _hal = _lock()
         assert core.finger(_FaultyModule(exc), NOW, 10) == "sensor-error"
         assert core.events == [{"event": "fingerprint-module-error", "code": code}], exc
+
+
+def test_the_lock_defaults_are_the_documented_ones():
+    core, _hal = _lock()
+    # The strike opens 5 s and a door held open 60 s alarms, unless the
+    # configuration says otherwise; docs/protocol.md's replay window of 64
+    # per sender, for the two senders a lock hears (gateway, cloud); an R503
+    # module's 200 library pages.
+    fs = FlashFS(fresh_dir("defaults"))
+    plain = LockCore("lock-1", ROOT, Journal(fs, "lock-1"), _HAL(), fs)
+    assert (plain.open_s, plain.held_open_s) == (5, 60)
+    assert (plain.rx.window, plain.rx.max_senders, plain.capacity) == (64, 2, 200)
+    # The first message the lock sends is number 1.
+    assert core.command(_cmd(1, "c-1", NOW + 30), NOW, 1) == "ok"
+    assert envelope.parse(core.outbox[0][1]).seq == 1
