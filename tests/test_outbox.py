@@ -391,3 +391,29 @@ def test_the_harness_with_a_slow_writer_kills_between_a_batchs_offer_and_its_sto
     for seed in (0,) if STRIDE > 1 else (0, 1, 3):  # each failed within 15 rounds before
         stats = outbox_crash.run(tmp_path / str(seed), rounds=15, seed=seed, pause=0.05)
         assert stats["records_acked_to_producers"] > 30
+
+
+def test_the_oldest_unacked_age_follows_the_acks_across_segments(tmp_path: Path) -> None:
+    """What the status and the metrics report as the backlog's age: the
+    oldest record the cloud has not acknowledged, segment after segment."""
+    ob = Outbox(tmp_path, segment_bytes=300)
+    try:
+        assert ob.oldest_unacked_age(1000.0) is None
+        for i in range(1, 11):
+            ob.append([("lock-1", i, b"x" * 60)], now=100.0 + i)
+        assert len(ob._order) > 2  # several segments
+        assert ob.oldest_unacked_age(1000.0) == 1000.0 - 101.0
+        ob.ack([("lock-1", 1)])
+        assert ob.oldest_unacked_age(1000.0) == 1000.0 - 102.0
+        first = min(ob._order)
+        in_first = [s for s in range(1, 11) if ob.unacked["lock-1"].get(s) == first]
+        ob.ack([("lock-1", s) for s in in_first])  # the first segment all acked
+        nxt = max(in_first) + 1
+        assert ob.oldest_unacked_age(1000.0) == 1000.0 - (100.0 + nxt)
+        ob.ack([("lock-1", s) for s in range(1, 10)])
+        assert ob.oldest_unacked_age(1000.0) == 1000.0 - 110.0
+        assert abs(ob.oldest_unacked_age() - (time.time() - 110.0)) < 5  # type: ignore[operator]
+        ob.ack([("lock-1", 10)])
+        assert ob.oldest_unacked_age(1000.0) is None
+    finally:
+        ob.close()
