@@ -272,6 +272,10 @@ EQUIVALENT = {
         "xǁJournalǁack",
         'self.fs.append(self._ack(seg), b"".join(_frame(struct.pack(">i", s)) for s in ss))',
     ): "signed and unsigned 4-byte packing agree below 2^31, which no journal's sequence reaches",
+    ("gateway/outbox.py", "xǁOutboxǁoldest_unacked_age", "break"): (
+        "a segment with nothing unacked is deleted on its last ack and on recovery, unless it is the active"
+        " one, the last in order: stopping there or going on finds nothing more"
+    ),
 }
 
 
