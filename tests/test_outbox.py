@@ -417,3 +417,25 @@ def test_the_oldest_unacked_age_follows_the_acks_across_segments(tmp_path: Path)
         assert ob.oldest_unacked_age(1000.0) is None
     finally:
         ob.close()
+
+
+def test_a_lone_submission_is_committed_and_acknowledged_without_waiting_for_another(tmp_path: Path) -> None:
+    import threading
+
+    ob = Outbox(tmp_path)
+    gc = GroupCommitter(ob)
+    got: list[list[bool]] = []
+    done = threading.Event()
+
+    def ack(res: list[bool]) -> None:
+        got.append(res)
+        done.set()
+
+    try:
+        gc.submit([("lock-1", 1, b"r1")], ack)
+        assert done.wait(10), "no ack for a lone submission"
+        assert got == [[True]] and ob.backlog() == 1
+        assert gc._thread.name == "outbox-commit" and gc._thread.daemon
+    finally:
+        gc.close()
+        ob.close()
