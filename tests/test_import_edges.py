@@ -121,3 +121,24 @@ def test_progress_is_reported_at_the_first_every_hundredth_and_the_last(tmp_path
     assert rep.result == "imported" and rep.counts["added"] == 102
     assert [(d, t) for f, d, t in rig.progress if f == b.name] == [(1, 102), (101, 102), (102, 102)]
     shutil.rmtree(rig.stick)
+
+
+def test_each_operation_leaves_the_gate_gallery_with_exactly_the_persons_fingers() -> None:
+    """What the gate matches against after each kind of operation (the
+    mutation run: no test applied a replace to the gallery)."""
+    from gateway.biometrics.gallery import Gallery
+    from gateway.bundle import Operation
+    from gateway.usb_import import apply_to_gallery
+
+    g = Gallery()
+    apply_to_gallery(g, Operation("add", "p-1", [(1, iso(1, 0)), (2, iso(2, 0))]))
+    apply_to_gallery(g, Operation("add", "p-2", [(1, iso(3, 0))]))
+    assert sorted(g.refs()) == ["p-1/1", "p-1/2", "p-2/1"]
+    apply_to_gallery(g, Operation("add", "p-1", [(6, iso(4, 0))]))  # a finger more
+    assert sorted(g.refs_of("p-1")) == ["p-1/1", "p-1/2", "p-1/6"]
+    apply_to_gallery(g, Operation("replace", "p-1", [(2, iso(5, 0))]))  # re-enrolled: only this finger
+    assert sorted(g.refs_of("p-1")) == ["p-1/2"]
+    apply_to_gallery(g, Operation("del-finger", "p-1", [(2, b"")]))
+    assert g.refs_of("p-1") == []
+    apply_to_gallery(g, Operation("del-person", "p-2", []))
+    assert g.refs() == []

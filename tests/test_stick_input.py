@@ -4,9 +4,11 @@ is one documented refusal, and the store is byte-identical afterwards."""
 
 from __future__ import annotations
 
+import array
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import pytest
@@ -322,9 +324,9 @@ def test_sticks_are_found_among_other_devices_with_their_serials() -> None:
     usb = SimBackend()
     usb.insert(SimDevice(0x1D6B, 0x0002, "HUB-1", interface_class=0x09))  # a hub
     usb.insert(SimDevice(0x0781, 0x5567, "PROV-0001", address=3))
-    usb.insert(SimDevice(0x0781, 0x5567, "PROV-0002", address=4))
-    got = [(s.vendor, s.product, s.serial, s.address, s.serial_error) for s in find_sticks(usb)]
-    assert got == [(0x0781, 0x5567, "PROV-0001", 3, ""), (0x0781, 0x5567, "PROV-0002", 4, "")]
+    usb.insert(SimDevice(0x0781, 0x5567, "PROV-0002", bus=2, address=4))
+    got = [(s.vendor, s.product, s.serial, s.bus, s.address, s.serial_error) for s in find_sticks(usb)]
+    assert got == [(0x0781, 0x5567, "PROV-0001", 1, 3, ""), (0x0781, 0x5567, "PROV-0002", 2, 4, "")]
 
 
 def test_a_link_planted_between_removal_and_creation_is_not_followed(
@@ -364,3 +366,43 @@ def test_the_receipt_says_exactly_what_was_imported(rig: Rig, tmp_path: Path) ->
     assert body == {1: rep.bundle_id, 2: "gw-1", 3: "imported", 4: rep.counts, 5: rep.operations, 6: NOW + 5,
                     7: "a.lkb", 8: []}  # fmt: skip
     assert not f.stat().st_mode & 0o022 and not f.is_symlink()  # nobody else may write it
+
+
+def test_a_stick_whose_serial_cannot_be_read_says_why() -> None:
+    """An unreadable serial is never on an allow-list, and the CLI shows why
+    (the mutation run: only the happy path and permission denial were seen)."""
+    import usb.core
+
+    from gateway.usb_import import allowed, find_sticks
+    from simulators.usbstick import SimBackend, SimDevice
+
+    class Failing(SimBackend):
+        def __init__(self, exc: Exception | None, langs: bytes = b"\x04\x03\x09\x04") -> None:
+            super().__init__()
+            self.exc, self.langs = exc, langs
+
+        def ctrl_transfer(self, dev_handle: SimDevice, bmRequestType: int, bRequest: int, wValue: int,
+                          wIndex: int, data: Any, timeout: int) -> int:  # fmt: skip
+            if self.exc is not None:
+                raise self.exc
+            if wValue & 0xFF == 0:  # the language ids: none offered
+                data[: len(self.langs)] = array.array("B", self.langs)
+                return len(self.langs)
+            return super().ctrl_transfer(dev_handle, bmRequestType, bRequest, wValue, wIndex, data, timeout)
+
+    cases = (
+        (Failing(usb.core.USBError("Pipe error", -9, None)), "Pipe error"),
+        (Failing(usb.core.USBError("", -1, 5)), "USB error"),
+        (Failing(usb.core.USBError("Access denied", -3, 1)), "permission denied"),  # EPERM
+        (Failing(None, b"\x02\x03"), "no language for string descriptors"),
+    )
+    for backend, why in cases:
+        backend.insert(SimDevice(0x0781, 0x5567, "PROV-0001", bus=0, address=0))
+        [s] = find_sticks(backend)
+        assert (s.serial, s.serial_error, s.bus, s.address) == ("", why, 0, 0), why
+        assert not allowed(s, [(0x0781, 0x5567, "PROV-0001")])
+    plain = SimBackend()
+    plain.insert(SimDevice(0x0781, 0x5567, ""))  # a stick with no serial number at all
+    [s] = find_sticks(plain)
+    assert (s.serial, s.serial_error) == ("", "")
+    assert not allowed(s, [(0x0781, 0x5567, "")])
