@@ -95,6 +95,13 @@ def test_the_folder_of_one_bundle_is_opened_once_and_the_bundle_time_is_used(rig
     assert rig.importer.import_file(rig.stick / "absent.lkb", NOW).result == "unreadable"
     rep = rig.importer.import_file(rig.stick / "nowhere" / "b.lkb", NOW)
     assert (rep.file, rep.result, rep.message) == ("b.lkb", "unreadable", os.strerror(errno.ENOENT))
+    [rep] = rig.importer.import_dir(rig.stick / "gone", NOW)  # the stick pulled before its folder opened
+    assert (rep.file, rep.result, rep.message) == ("gone", "unreadable", os.strerror(errno.ENOENT))
+    (rig.stick / "plain").write_bytes(b"")
+    [rep] = rig.importer.import_dir(rig.stick / "plain", NOW)  # not a folder
+    assert (rep.file, rep.result, rep.message) == ("plain", "unreadable", os.strerror(errno.ENOTDIR))
+    rep = rig.importer.import_file(rig.stick / "plain" / "b.lkb", NOW)
+    assert (rep.file, rep.result, rep.message) == ("b.lkb", "unreadable", os.strerror(errno.ENOTDIR))
 
 
 def test_the_files_considered_per_stick_stop_at_the_cap(rig: Rig) -> None:
