@@ -286,6 +286,11 @@ EQUIVALENT = {
         "the language-id request is there to fail on a device the daemon may not open; its answer is not read"
     ),
     ("gateway/usb_import.py", "x_find_sticks", "serial = None"): 'the Stick is built with `serial or ""`',
+    (
+        "gateway/usb_import.py",
+        "xǁImporterǁ_read_at",
+        'if len(name) > MAX_NAME or not name.isprintable() or "XX/XX" in name:',
+    ): "names come from listdir (or a Path's last part): they never hold a '/'",
 }
 
 

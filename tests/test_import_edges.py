@@ -149,3 +149,15 @@ def test_each_operation_leaves_the_gate_gallery_with_exactly_the_persons_fingers
     assert g.refs_of("p-1") == []
     apply_to_gallery(g, Operation("del-person", "p-2", []))
     assert g.refs() == []
+
+
+def test_a_stick_folder_that_opens_but_cannot_be_listed_reports_why(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(path: object) -> list[str]:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(usb_import.os, "listdir", failing)
+    assert [(r.file, r.result, r.message) for r in rig.importer.import_dir(rig.stick, NOW)] == [
+        (rig.stick.name, "unreadable", os.strerror(errno.EIO))
+    ]
