@@ -97,7 +97,7 @@ def test_kill_9_during_ingestion_and_upload_loses_nothing_acked(tmp_path: Path) 
     acked_to_producer = 0
     cloud_acked: set[int] = set()
     in_flight: set[int] = set()
-    for _ in range(15):
+    for _ in range(5 if STRIDE > 1 else 15):  # fewer kills per mutant under make mutation
         p = subprocess.Popen(
             [sys.executable, "-c", PRODUCER, str(tmp_path), "lock-1"],
             stdout=subprocess.PIPE,
@@ -375,9 +375,10 @@ def test_randomised_kill_9_harness_quick_run(tmp_path: Path) -> None:
     """20 rounds of the harness in tests/outbox_crash.py (`make soak`: 300)."""
     from tests import outbox_crash
 
-    stats = outbox_crash.run(tmp_path, rounds=300 if SOAK else 20, seed=16)
-    assert stats["records_acked_to_producers"] > 200 and stats["cloud_acked"] > 20
-    assert stats["killed_in_recovery_window"] >= 5
+    rounds = 300 if SOAK else 8 if STRIDE > 1 else 20  # fewer under make mutation: a run per mutant
+    stats = outbox_crash.run(tmp_path, rounds=rounds, seed=16)
+    assert stats["records_acked_to_producers"] > 10 * rounds and stats["cloud_acked"] > rounds
+    assert stats["killed_in_recovery_window"] >= rounds // 4
 
 
 def test_the_harness_with_a_slow_writer_kills_between_a_batchs_offer_and_its_store(tmp_path: Path) -> None:
