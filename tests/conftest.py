@@ -90,6 +90,12 @@ class _Collect(logging.Handler):
         self.bad: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        where = record.pathname.replace("\\", "/")
+        if where.endswith(_refusal_messages.LOG_MODULES):
+            module = "/".join(where.rsplit("/", 2)[-2:])
+            line = f"log.{record.levelname.lower()}: {record.msg}"
+            if (module, line) not in _LISTED_LOGS:
+                _UNLISTED.append(f"{module}: {line!r}")
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             text += " " + str(record.exc_info[1])
@@ -117,6 +123,7 @@ def _no_secrets_in_logs() -> Iterator[None]:
 # the check sits in ProtocolError's and BundleError's constructors and
 # fails the test that raised an unlisted one, whatever caught it after.
 _LISTED = _refusal_messages.matcher()
+_LISTED_LOGS = _refusal_messages.listed_logs()
 _UNLISTED: list[str] = []
 _protocol_error_init = _ProtocolError.__init__
 

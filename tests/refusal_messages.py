@@ -35,6 +35,11 @@ MODULES = (
 )
 # The refusal types whose messages are pinned: (reason, message) constructors.
 ERRORS = ("ProtocolError", "BundleError")
+# Modules whose log lines (level and format string) are pinned the same way:
+# what an operator reads in the journal of the gateway's stick import and
+# outbox. Listed as "log.<level>: <format>".
+LOG_MODULES = ("gateway/usb_import.py", "gateway/outbox.py")
+_LEVEL = {"debug": "debug", "info": "info", "warning": "warning", "error": "error", "exception": "error"}
 # record.py's one refusal helper: _bad(what) -> ProtocolError(INVALID, "pass record: " + what).
 _PREFIXED = {"_bad": "pass record: "}
 _SPEC = re.compile(r"%(?:%|[-+ 0#]*\d*(?:\.\d+)?[diouxXsr])")
@@ -79,10 +84,30 @@ def templates(source: str) -> list[str]:
     return out
 
 
+def log_lines(source: str) -> list[str]:
+    """ "log.<level>: <format>" of every log.<level>("...", ...) call."""
+    out = []
+    for n in ast.walk(ast.parse(source)):
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and isinstance(n.func.value, ast.Name)
+            and n.func.value.id == "log"
+            and n.func.attr in _LEVEL
+            and n.args
+            and isinstance(n.args[0], ast.Constant)
+            and isinstance(n.args[0].value, str)
+        ):
+            out.append(f"log.{_LEVEL[n.func.attr]}: {n.args[0].value}")
+    return out
+
+
 def from_source() -> list[tuple[str, str]]:
     rows = []
     for m in MODULES:
         rows += [(m, t) for t in templates((ROOT / m).read_text())]
+    for m in LOG_MODULES:
+        rows += [(m, t) for t in log_lines((ROOT / m).read_text())]
     return sorted(set(rows))
 
 
@@ -117,7 +142,14 @@ def to_regex(template: str) -> str:
 
 def matcher() -> re.Pattern[str]:
     """One pattern that fully matches any listed message."""
-    return re.compile("|".join("(?:%s)" % to_regex(t) for _m, t in load()), re.DOTALL)
+    return re.compile(
+        "|".join("(?:%s)" % to_regex(t) for _m, t in load() if not t.startswith("log.")), re.DOTALL
+    )
+
+
+def listed_logs() -> set[tuple[str, str]]:
+    """(module, "log.<level>: <format>") of every listed log line."""
+    return {(m, t) for m, t in load() if t.startswith("log.")}
 
 
 def write() -> None:
