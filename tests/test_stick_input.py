@@ -82,7 +82,7 @@ def test_header_fields_of_any_type_are_refused_not_raised() -> None:
     prot = cbor2.dumps({1: "LKB1", 2: bytes(16), 3: bytes(8), 4: 0, 5: 0, 6: 0, 7: [], 8: [], 9: "s"})
     with pytest.raises(bundle.BundleError) as e:
         bundle.read_header(cbor2.dumps([prot, b"", bytes(64)]))  # was TypeError (unhashable list)
-    assert e.value.reason in ("invalid-field", "malformed")
+    assert str(e.value) == "invalid-field: bundle header field of the wrong type"
     from protocol import cbor
 
     cases: tuple[tuple[int, object], ...] = (
@@ -107,7 +107,7 @@ def test_header_fields_of_any_type_are_refused_not_raised() -> None:
     h[5] = 1.5  # a float: not in the deterministic subset the header uses
     with pytest.raises(bundle.BundleError) as e:
         bundle.read_header(cbor.encode([cbor2.dumps(h), b"", bytes(64)]))
-    assert e.value.reason in ("malformed", "invalid-field")
+    assert str(e.value) == "malformed: bundle header is not deterministic CBOR"
 
 
 def test_junk_appended_to_a_signed_bundle_is_refused(rig: Rig, tmp_path: Path) -> None:
