@@ -161,3 +161,27 @@ def test_a_stick_folder_that_opens_but_cannot_be_listed_reports_why(
     assert [(r.file, r.result, r.message) for r in rig.importer.import_dir(rig.stick, NOW)] == [
         (rig.stick.name, "unreadable", os.strerror(errno.EIO))
     ]
+
+
+def test_a_signed_bundle_with_a_malformed_template_is_refused_whole_with_its_report(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An office that let a broken template through (its own check is
+    bypassed here) signs a bundle the gateway must still refuse, file by
+    name, with the template reader's message, and apply none of it."""
+    from simulators import office as office_mod
+
+    monkeypatch.setattr(office_mod.iso19794, "parse", lambda tpl: None)
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(2, b"FMR\x00 20\x00broken")], "door", "gate", NOW)
+    monkeypatch.undo()
+    made = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW)
+    (rig.stick / "b.lkb").write_bytes(made.read_bytes())
+    before = rig.store.path.read_bytes() if rig.store.path.exists() else b""
+    [rep] = rig.importer.import_dir(rig.stick, NOW)
+    assert (rep.file, rep.result) == ("b.lkb", "invalid-template")
+    from gateway.biometrics import iso19794
+
+    with pytest.raises(iso19794.TemplateError) as e:
+        iso19794.parse(b"FMR\x00 20\x00broken")
+    assert rep.message == str(e.value) and "broken" not in rep.message  # the reader's words, not the bytes
+    assert (rig.store.path.read_bytes() if rig.store.path.exists() else b"") == before
