@@ -185,3 +185,20 @@ def test_a_signed_bundle_with_a_malformed_template_is_refused_whole_with_its_rep
         iso19794.parse(b"FMR\x00 20\x00broken")
     assert rep.message == str(e.value) and "broken" not in rep.message  # the reader's words, not the bytes
     assert (rig.store.path.read_bytes() if rig.store.path.exists() else b"") == before
+
+
+def test_an_unexpected_fault_while_applying_a_bundle_is_a_malformed_report_not_a_crash(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trust boundary: whatever a stick's content makes the importer
+    raise, the daemon goes on with a report (and names no exception text)."""
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(2, iso(7, 0))], "door", "gate", NOW)
+    made = rig.office.export(tmp_path / "made", rig.key.public_blob(), NOW)
+    (rig.stick / "b.lkb").write_bytes(made.read_bytes())
+
+    def broken(*a: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(usb_import.biostore, "apply", broken)
+    [rep] = rig.importer.import_dir(rig.stick, NOW)
+    assert (rep.file, rep.result, rep.message) == ("b.lkb", "malformed", "content the importer cannot read")
