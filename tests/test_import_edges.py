@@ -202,3 +202,31 @@ def test_an_unexpected_fault_while_applying_a_bundle_is_a_malformed_report_not_a
     monkeypatch.setattr(usb_import.biostore, "apply", broken)
     [rep] = rig.importer.import_dir(rig.stick, NOW)
     assert (rep.file, rep.result, rep.message) == ("b.lkb", "malformed", "content the importer cannot read")
+
+
+def test_a_file_that_never_ends_is_read_to_one_byte_past_the_limit_and_no_further(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stick's file system may hand out more than its size says, without
+    end (a damaged FAT chain): the read stops at the limit plus one byte."""
+    b = _bundle(rig)
+    limit = 10_000
+    got = [0]
+
+    def endless(fd: int, n: int) -> bytes:
+        got[0] += n
+        assert got[0] <= limit + 1, "read past the limit"
+        return b"x" * n
+
+    real = os.fstat
+
+    def small(fd: int) -> os.stat_result:
+        st = real(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
+                               int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))  # fmt: skip
+
+    monkeypatch.setattr(usb_import.os, "fstat", small)
+    monkeypatch.setattr(usb_import.os, "read", endless)
+    rep = _importer(rig, limit).import_file(b, NOW)
+    assert (rep.result, rep.message) == ("too-large", "too-large: grew while read")
+    assert got[0] == limit + 1
