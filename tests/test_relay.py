@@ -228,3 +228,34 @@ def test_a_body_nested_past_four_levels_is_refused_before_its_fields() -> None:
     deep_ack = envelope.seal(k, "ack", "L1", 3, NOW, {1: "c1", 2: "done", 3: [[[["x"]]]]})
     [refused] = r.from_lock("L1", deep_ack, NOW + 1)
     assert isinstance(refused, Refused) and refused.reason.startswith("bad ack: too-deep: "), refused
+
+
+def test_a_queued_command_expiring_as_it_comes_up_is_answered_once_and_the_next_goes() -> None:
+    r = CommandRelay({"L1"}, timeout=100)
+    c1, c2, c3 = cmd("L1", "c1", NOW + 100), cmd("L1", "c2", NOW + 5, 2), cmd("L1", "c3", NOW + 100, 3)
+    r.from_cloud("L1", c1, NOW)
+    r.from_cloud("L1", c2, NOW)
+    r.from_cloud("L1", c3, NOW)
+    out = r.from_lock("L1", ack("L1", "c1"), NOW + 5)  # c2's deadline is now: it never goes
+    assert out == [
+        ToCloud("L1", ack("L1", "c1")),
+        Answer("L1", "c2", "expired", "deadline passed while queued"),
+        ToLock("L1", c3, NOW + 100),
+    ]
+    # A repeat of c2 gets the same answer, from memory.
+    assert r.from_cloud("L1", c2, NOW + 6) == [Answer("L1", "c2", "expired", "deadline passed while queued")]
+
+
+def test_a_timeout_fires_at_its_time_only_and_is_the_answer_to_a_repeat() -> None:
+    r = CommandRelay({"L1", "L2"}, timeout=5)
+    c1 = cmd("L1", "c1", NOW + 100)
+    r.from_cloud("L1", c1, NOW)
+    assert r.tick(NOW + 4.9) == []  # L2 has no command in flight, L1's is not late yet
+    assert r.tick(NOW + 5) == [Answer("L1", "c1", "timeout", "no ack within 5s")]
+    assert r.tick(NOW + 50) == []
+    assert r.from_cloud("L1", c1, NOW + 6) == [Answer("L1", "c1", "timeout", "no ack within 5s")]
+
+
+def test_the_relay_defaults() -> None:
+    r = CommandRelay(set())
+    assert (r.timeout, r.window, r.queue_limit, r.remember) == (10.0, 64, 32, 1024)
