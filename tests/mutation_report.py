@@ -300,6 +300,9 @@ EQUIVALENT = {
     ("gateway/usb_import.py", "xǁImporterǁ_read_at", "while left >= 0:"): (
         "at left == 0 the read asks for 0 bytes, gets b'' and stops: the same data"
     ),
+    ("gateway/bundle.py", "x_open_bundle", "if hdr.seq <= last_seq.get(hdr.issuer, -2):"): (
+        "the header's sequence is checked to be 0 or more: -1 and -2 both let a first bundle in"
+    ),
 }
 
 

@@ -117,3 +117,37 @@ def test_a_gateway_public_key_blob_is_checked_before_use() -> None:
         with pytest.raises(ValueError, match="not a lockedge gateway public key"):
             bundle.recipient_public(blob)
     assert bundle.recipient_public(KEY.public_blob())[0] == bundle.KEM_X25519
+
+
+def _message(fn: Any, *args: Any) -> str:
+    with pytest.raises(BundleError) as e:
+        fn(*args)
+    return str(e.value)
+
+
+def test_header_bounds_at_their_edges_and_one_past() -> None:
+    for k, ok, bad in (
+        (7, [bytes(8)] * 64, [bytes(8)] * 65),  # recipient key ids
+        (9, "s" * 64, "s" * 65),  # the site
+    ):
+        h = _header()
+        h[k] = ok
+        bundle.read_header(_reheader(h))
+        h[k] = bad
+        assert _reason(bundle.read_header, _reheader(h)) == "invalid-field", k
+
+
+def test_nesting_past_four_levels_is_refused_by_the_decoder_in_the_envelope_and_the_header() -> None:
+    deep: Any = b""
+    for _ in range(4):
+        deep = [deep]
+    outer = cbor.encode([cbor.encode(_header()), deep, bytes(64)])
+    assert (
+        _message(bundle.read_header, outer)
+        == "malformed: not a lockedge bundle (not one deterministic CBOR item)"
+    )
+    h = _header()
+    h[10] = [[[["x"]]]]
+    assert _message(bundle.read_header, _reheader(h)) == "malformed: bundle header is not deterministic CBOR"
+    h[10] = [[["x"]]]  # one level less: read (a field it does not know is ignored)
+    assert bundle.read_header(_reheader(h))[0].site == SITE
