@@ -303,6 +303,38 @@ EQUIVALENT = {
     ("gateway/bundle.py", "x_open_bundle", "if hdr.seq <= last_seq.get(hdr.issuer, -2):"): (
         "the header's sequence is checked to be 0 or more: -1 and -2 both let a first bundle in"
     ),
+    ("firmware/core.py", "xǁLockCoreǁ__init__", "self._codes_sig: tuple = None"): (
+        "_load sets it before any save reads it"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ__init__", "self._codes_sig: tuple = (1, 0, 0)"): (
+        "_load sets it before any save reads it"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ__init__", "self._codes_sig: tuple = (0, 1, 0)"): (
+        "_load sets it before any save reads it"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ__init__", "self._codes_sig: tuple = (0, 0, 1)"): (
+        "_load sets it before any save reads it"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ__init__", "self.held_alarmed = None"): ("only ever read for its truth"),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "first_boot = None"): ("only ever read for its truth"),
+    (
+        "firmware/core.py",
+        "xǁLockCoreǁ_load",
+        "self._codes_sig = None  # write both files again: the next boot finds them whole",
+    ): ("any value no signature takes forces the rewrite"),
+    (
+        "firmware/core.py",
+        "xǁLockCoreǁ_load",
+        "self._codes_sig = (+1,)  # write both files again: the next boot finds them whole",
+    ): ("any value no signature takes forces the rewrite"),
+    (
+        "firmware/core.py",
+        "xǁLockCoreǁ_load",
+        "self._codes_sig = (-2,)  # write both files again: the next boot finds them whole",
+    ): ("any value no signature takes forces the rewrite"),
+    ("firmware/core.py", "xǁLockCoreǁload_entry", "drop = None"): (
+        "every operation the seal admits sets drop in its branch below"
+    ),
 }
 
 

@@ -88,3 +88,18 @@ def test_the_lock_defaults_are_the_documented_ones():
     # The first message the lock sends is number 1.
     assert core.command(_cmd(1, "c-1", NOW + 30), NOW, 1) == "ok"
     assert envelope.parse(core.outbox[0][1]).seq == 1
+
+
+def test_a_rekey_to_the_highest_epochs_is_recorded_under_the_reference_limit():
+    # Five purposes at epoch 65,535 name 47 characters: the record keeps the
+    # first 40 (a pass record's reference limit) and the rekey still applies.
+    core, _hal = _lock()
+    epochs = {p: keys.MAX_EPOCH for p in keys.PURPOSES}
+    k = keys.derive(ROOT, keys.CMD, "lock-1")
+    data = envelope.seal(k, "cmd", "cloud", 1, NOW, {1: "rekey", 2: "rk-1", 3: NOW + 30, 4: epochs}, "lock-1")
+    assert core.command(data, NOW, 1) == "ok"
+    full = ",".join("%s%d" % (p, keys.MAX_EPOCH) for p in keys.PURPOSES)
+    assert len(full) > 40
+    last = core.journal.pending(10)[-1]
+    assert (last.kind, last.ref, last.reason) == ("none", full[:40], "rekeyed")
+    assert core.epochs == epochs
