@@ -335,6 +335,11 @@ EQUIVALENT = {
     ("firmware/core.py", "xǁLockCoreǁload_entry", "drop = None"): (
         "every operation the seal admits sets drop in its branch below"
     ),
+    (
+        "firmware/journal.py",
+        "x__frames",
+        "elif pos + _HEAD_LEN >= n and mv[pos] == MAGIC and bad_start < 0:",
+    ): "at pos + head == n the branch above takes the frame (a whole header): this one is never reached",
 }
 
 
