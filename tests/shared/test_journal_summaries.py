@@ -55,3 +55,14 @@ def test_an_upload_batch_holds_fifty_records_by_default():
     seqs, _body = j.pending_encoded()
     assert seqs == list(range(1, 51))
     assert [r.seq for r in j.pending()] == seqs
+
+
+def test_the_journal_is_full_only_with_every_segment_live_and_no_room_left():
+    j = Journal(FlashFS(fresh_dir("jfull")), "lock-1", segment_bytes=300, max_segments=2)
+    assert not j.full(10**6)  # one live segment of two: a new one can always start
+    while len(j.seg_count) < 2:
+        j.append(NOW, "door-1", "exit", "", True, "ok")
+    used = j.seg_size[j.active]
+    assert not j.full(300 - used)  # exactly the room left
+    assert j.full(301 - used)
+    assert j.full(10**6)
