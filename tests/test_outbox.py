@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cbor2
+import pytest
 
 from gateway import logframe
 from gateway.outbox import GroupCommitter, Outbox
@@ -440,3 +441,125 @@ def test_a_lone_submission_is_committed_and_acknowledged_without_waiting_for_ano
     finally:
         gc.close()
         ob.close()
+
+
+def test_a_write_that_fails_part_way_is_cut_back_and_takes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-batch: the batch is not acknowledged, the bytes that
+    reached the file are cut off, and the next batch and a restart see a
+    log with no damage."""
+    from gateway import outbox as outbox_mod
+
+    ob = Outbox(tmp_path)
+    assert ob.append([("lock-1", 1, b"one")]) == [True]
+    size = os.path.getsize(next(tmp_path.glob("*.log")))
+    real = outbox_mod.Outbox._write_all
+
+    def half_then_full(self: Outbox, fd: int, buf: bytes | bytearray) -> None:
+        os.write(fd, bytes(buf[: len(buf) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outbox_mod.Outbox, "_write_all", half_then_full)
+    with pytest.raises(OSError):
+        ob.append([("lock-1", 2, b"two"), ("lock-1", 3, b"three")])
+    monkeypatch.setattr(outbox_mod.Outbox, "_write_all", real)
+    assert os.path.getsize(next(tmp_path.glob("*.log"))) == size  # cut back
+    assert ob.append([("lock-1", 2, b"two")]) == [True]  # not taken before: stored now
+    ob.close()
+    ob = Outbox(tmp_path)
+    try:
+        assert [(e.seq, e.data) for e in ob.pending(10)] == [(1, b"one"), (2, b"two")]
+        assert (ob.report.torn_bytes, ob.report.corrupt_bytes, ob.report.corrupt_frames) == (0, 0, 0)
+    finally:
+        ob.close()
+
+
+def test_a_sequence_number_is_an_integer_of_one_or_more() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        ob = Outbox(Path(d))
+        try:
+            for bad in (0, -1, "1", 1.0, True):
+                with pytest.raises(ValueError, match="a sequence number is an integer >= 1"):
+                    ob.append([("lock-1", bad, b"x")])  # type: ignore[list-item]
+            assert ob.backlog() == 0
+        finally:
+            ob.close()
+
+
+class _GatedOutbox:
+    """An outbox stand-in whose first append waits for the test, so later
+    submissions pile up and go out together; a failing batch raises OSError."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        import threading
+
+        self.gate = threading.Event()
+        self.entered = threading.Event()  # the first append has begun (and waits at the gate)
+        self.batches: list[list[tuple[str, int, bytes]]] = []
+        self.fail_first = fail_first
+        self.seen: set[tuple[str, int]] = set()
+
+    def append(self, items: list[tuple[str, int, bytes]]) -> list[bool]:
+        if not self.batches:
+            self.entered.set()
+            self.gate.wait(10)
+        self.batches.append(list(items))
+        if self.fail_first and len(self.batches) == 1:
+            raise OSError(5, "Input/output error")
+        out = [(d, s) not in self.seen for d, s, _x in items]
+        self.seen.update((d, s) for d, s, _x in items)
+        return out
+
+
+def test_the_group_committer_batches_up_to_its_bound_and_answers_each_submitter_its_own() -> None:
+    import threading
+
+    ob = _GatedOutbox()
+    gc = GroupCommitter(ob, max_batch=5)  # type: ignore[arg-type]
+    got: dict[str, list[bool]] = {}
+    done = threading.Event()
+
+    def ack(name: str) -> Callable[[list[bool]], None]:
+        def f(res: list[bool]) -> None:
+            got[name] = res
+            if len(got) == 5:
+                done.set()
+
+        return f
+
+    try:
+        gc.submit([("a", 1, b"")], ack("first"))  # taken alone; its append waits at the gate
+        assert ob.entered.wait(10)
+        gc.submit([("b", 1, b""), ("b", 2, b"")], ack("two"))
+        gc.submit([("d", 1, b"")], ack("one"))
+        gc.submit([("c", 1, b""), ("a", 1, b"")], ack("dup"))  # a:1 is a resend
+        gc.submit([("e", 1, b""), ("e", 2, b""), ("e", 3, b"")], ack("three"))
+        ob.gate.set()
+        assert done.wait(10)
+    finally:
+        gc.close()
+    assert got == {"first": [True], "two": [True, True], "dup": [True, False], "one": [True],
+                   "three": [True, True, True]}  # fmt: skip
+    # Whole submissions (never split), taken while the batch holds fewer than 5 records.
+    assert [len(b) for b in ob.batches] == [1, 5, 3]
+
+
+def test_a_failed_batch_is_not_acknowledged_and_the_committer_goes_on() -> None:
+    import threading
+
+    ob = _GatedOutbox(fail_first=True)
+    ob.gate.set()
+    gc = GroupCommitter(ob)  # type: ignore[arg-type]
+    acked: list[list[bool]] = []
+    later = threading.Event()
+    try:
+        gc.submit([("a", 1, b"")], acked.append)
+        assert ob.entered.wait(10)
+        gc.submit([("a", 2, b"")], lambda r: (acked.append(r), later.set()))
+        assert later.wait(10)
+    finally:
+        gc.close()
+    assert acked == [[True]]  # only the second: the first producer resends
