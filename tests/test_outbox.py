@@ -558,7 +558,12 @@ def test_a_failed_batch_is_not_acknowledged_and_the_committer_goes_on() -> None:
     try:
         gc.submit([("a", 1, b"")], acked.append)
         assert ob.entered.wait(10)
-        gc.submit([("a", 2, b"")], lambda r: (acked.append(r), later.set()))
+
+        def second(res: list[bool]) -> None:
+            acked.append(res)
+            later.set()
+
+        gc.submit([("a", 2, b"")], second)
         assert later.wait(10)
     finally:
         gc.close()
