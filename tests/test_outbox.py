@@ -568,3 +568,34 @@ def test_a_failed_batch_is_not_acknowledged_and_the_committer_goes_on() -> None:
     finally:
         gc.close()
     assert acked == [[True]]  # only the second: the first producer resends
+
+
+def test_the_recovery_report_adds_up_the_damage_of_every_file(tmp_path: Path) -> None:
+    """What the gateway logs and reports after a power cut: torn bytes (a
+    frame cut at a file's end, nothing else wrong with the file) apart from
+    other damage, summed over every damaged file, and each file rewritten."""
+    ob = Outbox(tmp_path, segment_bytes=400)
+    for i in range(1, 31):
+        ob.append([("lock-1", i, b"r" * 40)])
+    ob.close()
+    logs = sorted(tmp_path.glob("*.log"), key=lambda p: int(p.stem.split("-")[-1]) if "-" in p.stem else 0)
+    assert len(logs) >= 3
+    torn_a, torn_b, mid = logs[0], logs[1], logs[2]
+    for p in (torn_a, torn_b):
+        p.write_bytes(p.read_bytes()[:-7])  # a frame cut short at the end
+    b = bytearray(mid.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    mid.write_bytes(bytes(b))
+    want = [logframe.parse(p.read_bytes()) for p in (torn_a, torn_b, mid)]
+    assert [w.torn and w.regions == 1 for w in want] == [True, True, False]
+    ob = Outbox(tmp_path, segment_bytes=400)
+    try:
+        r = ob.report
+        assert r.torn_bytes == want[0].skipped + want[1].skipped
+        assert r.corrupt_bytes == want[2].skipped
+        assert r.corrupt_frames == sum(w.regions for w in want) == 3
+        assert sorted(r.files_repaired) == sorted(p.name for p in (torn_a, torn_b, mid))
+    finally:
+        ob.close()
+    for p in (torn_a, torn_b, mid):
+        assert logframe.parse(p.read_bytes()).skipped == 0  # rewritten whole
