@@ -40,3 +40,14 @@ def test_a_code_used_as_an_expired_one_is_pruned_stays_used_after_a_reboot():
     assert core.keypad(b.digits, NOW + 5 * 3600 + 60, 200).granted
     core = _boot(fs)  # a power cut, a reboot
     assert core.keypad(b.digits, NOW + 5 * 3600 + 120, 10).reason == "used"
+
+
+def test_a_code_used_as_two_older_records_are_pruned_stays_used_after_a_reboot():
+    fs = FlashFS(fresh_dir("codemem3"))
+    core = _boot(fs)
+    for serial in (1, 2):
+        assert core.keypad(_once(NOW // 3600, serial).digits, NOW + 60 + serial, 100 + serial).granted
+    c = _once(NOW // 3600 + 5, 3)  # both older records go as this one comes
+    assert core.keypad(c.digits, NOW + 5 * 3600 + 60, 200).granted
+    core = _boot(fs)
+    assert core.keypad(c.digits, NOW + 5 * 3600 + 120, 10).reason == "used"
