@@ -346,6 +346,9 @@ EQUIVALENT = {
     ("protocol/verifier.py", "xǁCodeVerifierǁ_prune", "self.changes += 2"): (
         "the count is only compared for equality with the last saved one: any step up tells a change"
     ),
+    ("protocol/verifier.py", "xǁCodeVerifierǁ__init__", "self.changes = 1"): (
+        "only compared with the count at the last save, which the lock takes after loading: the start is free"
+    ),
 }
 
 
