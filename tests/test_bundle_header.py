@@ -151,3 +151,20 @@ def test_nesting_past_four_levels_is_refused_by_the_decoder_in_the_envelope_and_
     assert _message(bundle.read_header, _reheader(h)) == "malformed: bundle header is not deterministic CBOR"
     h[10] = [[["x"]]]  # one level less: read (a field it does not know is ignored)
     assert bundle.read_header(_reheader(h))[0].site == SITE
+
+
+def test_a_header_of_64_kib_is_read_and_one_byte_more_is_not() -> None:
+    for size, readable in ((64 * 1024, True), (64 * 1024 + 1, False)):
+        h = _header()
+        h[10] = ""
+        h[10] = "x" * (size - len(cbor.encode(h)) - 3)  # a 3-byte text head past 255
+        while len(cbor.encode(h)) < size:
+            h[10] += "x"
+        assert len(cbor.encode(h)) == size
+        if readable:
+            assert bundle.read_header(_reheader(h))[0].site == SITE
+        else:
+            assert (
+                _message(bundle.read_header, _reheader(h))
+                == "malformed: bundle header is not deterministic CBOR"
+            )

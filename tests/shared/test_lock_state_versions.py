@@ -89,3 +89,16 @@ def test_a_missing_codes_file_the_core_state_says_was_written_is_reported_lost()
         core = _boot(fs2)  # ... and is not there
         want = [{"event": "state-damaged", "files": "codes"}] if reported else []
         assert core.events == want, version
+
+
+class _ClockHAL(_HAL):
+    def time(self):
+        return NOW + 77
+
+
+def test_a_damaged_state_is_recorded_at_the_hals_time_when_it_has_one():
+    fs = FlashFS(fresh_dir("stclock"))
+    StateFile(fs, "core").save([9, "not a state"])
+    core = LockCore("lock-1", ROOT, Journal(fs, "lock-1"), _ClockHAL(), fs, open_s=5, held_open_s=60)
+    [rec] = core.journal.pending(10)
+    assert (rec.time, rec.reason, rec.ref) == (NOW + 77, "state-damaged", "core")
