@@ -125,32 +125,29 @@ def _no_secrets_in_logs() -> Iterator[None]:
 _LISTED = _refusal_messages.matcher()
 _LISTED_LOGS = _refusal_messages.listed_logs()
 _UNLISTED: list[str] = []
-_protocol_error_init = _ProtocolError.__init__
 
 
-def _checked_init(self: _ProtocolError, reason: str, message: str) -> None:
-    _protocol_error_init(self, reason, message)
-    where = sys._getframe(1).f_code.co_filename.replace("\\", "/")
+def _check_message(reason: str, message: str) -> None:
+    # Called from the error's constructor: frame 2 is where it was raised.
+    where = sys._getframe(2).f_code.co_filename.replace("\\", "/")
     if where.endswith(_refusal_messages.MODULES) and not (
         isinstance(message, str) and _LISTED.fullmatch(message)
     ):
         _UNLISTED.append(f"{where.rsplit('/', 2)[-2]}/{where.rsplit('/', 1)[-1]}: {reason}: {message!r}")
 
 
-_ProtocolError.__init__ = _checked_init  # type: ignore[method-assign]
-_bundle_error_init = _BundleError.__init__
+def _checking(init: Callable[..., None]) -> Callable[..., None]:
+    """The constructor `init`, then the message check."""
+
+    def checked(self: Exception, reason: str, message: str) -> None:
+        init(self, reason, message)
+        _check_message(reason, message)
+
+    return checked
 
 
-def _checked_bundle_init(self: _BundleError, reason: str, message: str) -> None:
-    _bundle_error_init(self, reason, message)
-    where = sys._getframe(1).f_code.co_filename.replace("\\", "/")
-    if where.endswith(_refusal_messages.MODULES) and not (
-        isinstance(message, str) and _LISTED.fullmatch(message)
-    ):
-        _UNLISTED.append(f"{where.rsplit('/', 2)[-2]}/{where.rsplit('/', 1)[-1]}: {reason}: {message!r}")
-
-
-_BundleError.__init__ = _checked_bundle_init  # type: ignore[method-assign]
+_ProtocolError.__init__ = _checking(_ProtocolError.__init__)  # type: ignore[method-assign]
+_BundleError.__init__ = _checking(_BundleError.__init__)  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)
