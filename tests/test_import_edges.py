@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,17 @@ def test_short_reads_are_joined_whole(rig: Rig, monkeypatch: pytest.MonkeyPatch)
     assert _importer(rig, b.stat().st_size).import_file(b, NOW).result == "imported"
 
 
+def _fstat_saying_ten_bytes(real: Callable[[int], os.stat_result]) -> Callable[[int], os.stat_result]:
+    """fstat as a stick may answer it: the file's size given as 10 bytes."""
+
+    def small(fd: int) -> os.stat_result:
+        st = real(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
+                               int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))  # fmt: skip
+
+    return small
+
+
 def test_a_file_that_grows_after_its_size_was_read_is_refused(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,14 +85,7 @@ def test_a_file_that_grows_after_its_size_was_read_is_refused(
     # past the limit and refuses, however the file's size was reported.
     b = _bundle(rig)
     size = b.stat().st_size
-    real = os.fstat
-
-    def small(fd: int) -> os.stat_result:
-        st = real(fd)
-        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
-                               int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))  # fmt: skip
-
-    monkeypatch.setattr(usb_import.os, "fstat", small)
+    monkeypatch.setattr(usb_import.os, "fstat", _fstat_saying_ten_bytes(os.fstat))
     # And a stingy stick: a byte short of what is asked, down to single bytes.
     real_read = os.read
     monkeypatch.setattr(usb_import.os, "read", lambda fd, n: real_read(fd, max(1, min(n, 4096) - 1)))
@@ -218,14 +223,7 @@ def test_a_file_that_never_ends_is_read_to_one_byte_past_the_limit_and_no_furthe
         assert got[0] <= limit + 1, "read past the limit"
         return b"x" * n
 
-    real = os.fstat
-
-    def small(fd: int) -> os.stat_result:
-        st = real(fd)
-        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
-                               int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))  # fmt: skip
-
-    monkeypatch.setattr(usb_import.os, "fstat", small)
+    monkeypatch.setattr(usb_import.os, "fstat", _fstat_saying_ten_bytes(os.fstat))
     monkeypatch.setattr(usb_import.os, "read", endless)
     rep = _importer(rig, limit).import_file(b, NOW)
     assert (rep.result, rep.message) == ("too-large", "too-large: grew while read")

@@ -1,11 +1,10 @@
 # A one-time code stays used across a reboot, whatever else the lock's code
 # memory did before it (firmware/core.py: the codes file is rewritten only
 # when its signature changes), on both interpreters.
-from firmware.core import LockCore
 from firmware.fsio import FlashFS
-from firmware.journal import Journal
 from protocol import keys
 from protocol import passcode as pc
+from tests.shared.test_lock_core import FakeHAL, _reopen
 from tests.shared.util import fresh_dir
 
 ROOT = bytes(range(32))
@@ -13,16 +12,8 @@ NOW = 1795000000 - 1795000000 % 3600
 KEY = keys.derive(ROOT, keys.CODE, "lock-1")
 
 
-class _HAL:
-    def strike(self, on):
-        pass
-
-    def beep(self, n):
-        pass
-
-
 def _boot(fs):
-    return LockCore("lock-1", ROOT, Journal(fs, "lock-1"), _HAL(), fs, open_s=5, held_open_s=60)
+    return _reopen(fs, FakeHAL())  # the lock as test_lock_core boots it
 
 
 def _once(start_h, serial):

@@ -7,22 +7,15 @@ from firmware.fsio import FlashFS
 from firmware.journal import Journal
 from firmware.statefile import StateFile
 from protocol import envelope, keys
+from tests.shared.test_lock_core import FakeHAL, _reopen
 from tests.shared.util import fresh_dir
 
 ROOT = bytes(range(32))
 NOW = 1795000000
 
 
-class _HAL:
-    def strike(self, on):
-        pass
-
-    def beep(self, n):
-        pass
-
-
 def _boot(fs):
-    return LockCore("lock-1", ROOT, Journal(fs, "lock-1"), _HAL(), fs, open_s=5, held_open_s=60)
+    return _reopen(fs, FakeHAL())  # the lock as test_lock_core boots it
 
 
 def _cmd(seq, cmd_id):
@@ -91,7 +84,7 @@ def test_a_missing_codes_file_the_core_state_says_was_written_is_reported_lost()
         assert core.events == want, version
 
 
-class _ClockHAL(_HAL):
+class _ClockHAL(FakeHAL):
     def time(self):
         return NOW + 77
 
