@@ -31,6 +31,9 @@
 # can come back; numbers the gateway acknowledged cannot (the ack file bounds
 # the next number too).
 #
+# Size: by default 32 segments of 4 KiB, 128 KiB of the lock's flash
+# (firmware/main.py takes the defaults; tests/shared/test_documented_defaults.py).
+#
 # Full journal (max_segments * segment_bytes): the lock still decides - a
 # resident is not locked out because the gateway has been away for days -
 # but a decision that does not fit is counted, not stored: per outcome, in
@@ -176,12 +179,13 @@ class Journal:
         segs = []
         names = self.fs.listdir()
         for name in names:
-            if name.startswith("j") and name.endswith(".log") and len(name) == 10 and name[1:6].isdigit():
-                segs.append(int(name[1:6]))
+            # Segment numbers only grow: past 99999 the name has more digits.
+            if name.startswith("j") and name.endswith(".log") and len(name) >= 10 and name[1:-4].isdigit():
+                segs.append(int(name[1:-4]))
             elif name.endswith(".tmp"):
                 self.fs.remove(name)  # an atomic write cut before its rename
         for name in names:
-            if name.startswith("j") and name.endswith(".ack") and name[:6] + ".log" not in names:
+            if name.startswith("j") and name.endswith(".ack") and name[:-4] + ".log" not in names:
                 self.fs.remove(name)  # a deletion cut between its two files
         segs.sort()
         bad_bytes = 0
@@ -260,14 +264,15 @@ class Journal:
                 self._save_meta()  # both copies readable again
         for name, payloads in repair:
             self.fs.write_atomic(name, b"".join(_frame(p) for p in payloads))
+        # The newest segment stays active even when full: the next append
+        # rotates, as it would had the lock not rebooted (a boot leaves the
+        # journal as it was; tests/shared/test_journal_recovery.py).
         if segs:
             self.active = segs[-1]
-            if self.seg_size.get(self.active, 0) >= self.segment_bytes:
-                self.active += 1
         self.seg_count.setdefault(self.active, 0)
         self.seg_size.setdefault(self.active, 0)
         for seg in segs:
-            if self.seg_count[seg] == 0 and seg != self.active and seg != segs[-1]:
+            if self.seg_count[seg] == 0 and seg != self.active:
                 self._drop(seg)
 
     def _drop(self, seg: int) -> None:
@@ -366,13 +371,13 @@ class Journal:
                 continue
             payloads = _frames(self.fs.read(self._log(seg)))[0]
             for p in payloads:
-                if _is_header(p):
+                # Recovery counted only frames that hold a record's number:
+                # a frame that checks but is not ours is passed over here too.
+                if _is_header(p) or self.seg_of.get(_record_seq(p)) != seg:
                     continue
-                r = PassRecord.decode(p)
-                if self.seg_of.get(r.seq) == seg:
-                    out.append(r)
-                    if len(out) >= limit:
-                        return out
+                out.append(PassRecord.decode(p))
+                if len(out) >= limit:
+                    return out
         return out
 
     def pending_encoded(self, limit: int = 50) -> tuple:
@@ -395,7 +400,7 @@ class Journal:
                 pos = end
                 if _is_header(payload):
                     continue
-                seq = record.peek_seq(payload)
+                seq = _record_seq(payload)  # 0 for a frame that checks but is not ours
                 if self.seg_of.get(seq) == seg:  # recovery checked (and repaired) every frame
                     seqs.append(seq)
                     parts.append(payload)
