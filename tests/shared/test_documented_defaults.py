@@ -39,3 +39,13 @@ def test_verifier_parameters_at_their_edges_and_one_past():
     e = raises("invalid-field", CodeVerifier, "lock-1", bytes(32), groups={"a": bytes(32)}, keypad_group="b")
     assert e.message == "keypad group has no key"
     assert CodeVerifier("g", bytes(32), groups={"a": bytes(32)}, keypad_group="a").keypad_group == "a"
+
+
+def test_the_journal_takes_the_documented_flash_by_default():
+    # firmware/journal.py: 32 segments of 4 KiB (the lock takes the defaults).
+    from firmware.fsio import FlashFS
+    from firmware.journal import Journal
+    from tests.shared.util import fresh_dir
+
+    j = Journal(FlashFS(fresh_dir("jdefaults")), "lock-1")
+    assert (j.segment_bytes, j.max_segments) == (4096, 32)
