@@ -126,6 +126,20 @@ def test_rekey_of_every_purpose_without_re_rooting():
     _run(app, hal, 1)
     rec = app.journal.pending(1000)[-1]
     assert (rec.kind, rec.granted, rec.reason) == ("remote", True, "ok")
+    # After a reboot the keypad checks codes under the new code key too
+    # (the boot derives the keys of the saved epochs and hands the verifier
+    # its key; from the mutation run: nothing rebooted a rekeyed lock and
+    # typed a code).
+    _run(app, hal, 6)
+    hal2 = LoopHAL()
+    hal2.t, hal2.wall = hal.t, hal.wall
+    app2 = LockApp(hal2, app.core.fs, LOCK, ROOT, GW, "127.0.0.1", 1883, "pw", open_s=5, held_open_s=30)
+    assert app2.core.verifier.code_key == _k(keys.CODE, 1)
+    rec = _type(app2, hal2, _code(epoch=1, serial=6).digits)
+    assert (rec.granted, rec.reason) == (True, "ok")
+    _run(app2, hal2, 6)
+    rec = _type(app2, hal2, _code(epoch=0, serial=7).digits)
+    assert (rec.granted, rec.reason) == (False, "wrong-code")
 
 
 def test_a_rekey_cannot_be_forged_replayed_or_rolled_back():
