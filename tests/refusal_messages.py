@@ -32,6 +32,7 @@ MODULES = (
     "protocol/record.py",
     "gateway/relay.py",
     "gateway/bundle.py",
+    "gateway/usb_import.py",
 )
 # The refusal types whose messages are pinned: (reason, message) constructors.
 ERRORS = ("ProtocolError", "BundleError")
@@ -72,7 +73,8 @@ def templates(source: str) -> list[str]:
     for n in ast.walk(ast.parse(source)):
         if not isinstance(n, ast.Call) or not n.args:
             continue
-        name = n.func.id if isinstance(n.func, ast.Name) else None
+        # ProtocolError(...) or bundle.BundleError(...)
+        name = n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", None)
         if name in ERRORS and len(n.args) == 2:
             t = _template(n.args[1])
             if t is not None:
