@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gateway import biostore
-from gateway.biometrics import featurecache, gallery, iso19794, mcc
+from gateway.biometrics import featurecache, gallery, index, iso19794, mcc
 from gateway.biometrics.featurecache import FeatureCache
 from gateway.biometrics.gallery import Gallery
 from gateway.biometrics.index import gallery_keys
@@ -71,9 +71,21 @@ def test_a_gallery_from_the_cache_is_the_gallery_from_the_records(
         return real(r)
 
     monkeypatch.setattr(gallery, "features_of", counted)
+    keyed: list[int] = []
+    real_keys = index.gallery_keys
+
+    def keys_counted(f: mcc.Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keyed.append(1)
+        return real_keys(f)
+
+    monkeypatch.setattr(index, "gallery_keys", keys_counted)
+    saved_as = (cache.path.stat().st_ino, cache.path.read_bytes())
     again = Gallery()
     load_gallery(again, st, cache)
-    assert extracted == []  # every template's features came from the cache
+    assert extracted == []  # every template's features came from the cache...
+    assert keyed == []  # ...and its index keys (most of an enrolment's cost)
+    # The store did not change: the cache is left as it was, not rewritten.
+    assert (cache.path.stat().st_ino, cache.path.read_bytes()) == saved_as
     monkeypatch.undo()
     assert _decisions(again, 12) == _decisions(fresh, 12)
     assert [m[0] for m in _decisions(fresh, 12)][:12] == [f"p-{f}/1" for f in range(12)]

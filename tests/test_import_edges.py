@@ -228,3 +228,73 @@ def test_a_file_that_never_ends_is_read_to_one_byte_past_the_limit_and_no_furthe
     rep = _importer(rig, limit).import_file(b, NOW)
     assert (rep.result, rep.message) == ("too-large", "too-large: grew while read")
     assert got[0] == limit + 1
+
+
+def test_every_descriptor_on_the_stick_is_close_on_exec_and_never_follows_a_link(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon starts helpers (the mount, the lock link): a descriptor on
+    the untrusted stick must not leak into them, the folder must be a folder
+    when opened (not a file or a device the name was swapped for), and no
+    open on the stick follows a link. Written from the mutation run: the
+    flags could be dropped without a failing test."""
+    _bundle(rig)
+    opened: list[tuple[str, int, int | None]] = []
+    real_open = os.open
+
+    def spy(path: object, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        opened.append((str(path), flags, mode if flags & os.O_CREAT else None))
+        return real_open(path, flags, mode, dir_fd=dir_fd)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", spy)
+    reps = rig.insert_and_import()
+    rig.importer.import_file(next(rig.stick.glob("*.lkb")), NOW)
+    monkeypatch.undo()
+    assert [r.result for r in reps] == ["imported"]
+    on_stick = [o for o in opened if o[0] == str(rig.stick) or not o[0].startswith("/")]
+    kinds = {"folder": 0, "bundle": 0, "receipt": 0}
+    for path, flags, mode in on_stick:
+        assert flags & os.O_CLOEXEC, path
+        if path == str(rig.stick):
+            kinds["folder"] += 1
+            assert flags & os.O_DIRECTORY and flags & os.O_ACCMODE == os.O_RDONLY, path
+        elif path.endswith(".receipt.tmp"):
+            kinds["receipt"] += 1
+            assert flags & os.O_EXCL and flags & os.O_CREAT and flags & os.O_NOFOLLOW, path
+            assert mode == 0o644, path  # the office reads it back; nobody else may write it
+        else:
+            kinds["bundle"] += 1
+            assert flags & os.O_NOFOLLOW and flags & os.O_ACCMODE == os.O_RDONLY, path
+    assert kinds == {"folder": 2, "bundle": 2, "receipt": 1}
+
+
+def test_log_lines_name_a_sticks_file_printably(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """A file name on a stick is the stick maker's text: the log shows it
+    escaped and bounded, so it cannot forge a line of its own."""
+    import logging
+
+    names = ["a\nforged line.lkb", "b\x1b[2J.lkb", "n" * (MAX_NAME - 4) + ".lkb"]
+    for n in names:
+        (rig.stick / n).write_bytes(b"junk")
+    with caplog.at_level(logging.INFO, logger=usb_import.log.name):
+        rig.insert_and_import()
+    shown = [r.args[0] for r in caplog.records if r.msg.startswith("bundle %s")]  # type: ignore[index]
+    assert shown == ["a\\nforged line.lkb", "b\\x1b[2J.lkb", "n" * (MAX_NAME - 4) + ".lkb"]
+    assert usb_import._shown("n" * (MAX_NAME + 9)) == "n" * MAX_NAME
+
+
+def test_a_receipt_names_the_last_hundred_missing_bundles(rig: Rig) -> None:
+    """The office fills gaps from the receipt's list of missing bundle
+    numbers; it carries the newest 100 (the store remembers more)."""
+    first = _bundle(rig)
+    assert [r.result for r in rig.insert_and_import()] == ["imported"]  # bundle 1
+    first.unlink()
+    rid = usb_import.bundle.key_id(rig.key.public_blob()).hex()
+    rig.office.db["seq_to"][rid] = 150  # bundles 2..150 never reached this gateway
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(3, iso(44, 0))], "door", "gate", NOW)
+    nxt = rig.office.export(rig.stick, rig.key.public_blob(), NOW)
+    [rep] = rig.insert_and_import()
+    assert rep.result == "imported" and rep.counts["missing"] == 149
+    receipt = nxt.with_name(nxt.name + ".receipt").read_bytes()
+    body = usb_import.verify_receipt(receipt, rig.gw_signer.public_key())
+    assert body[8] == list(range(51, 151))
