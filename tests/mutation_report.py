@@ -272,6 +272,48 @@ EQUIVALENT = {
         "xǁJournalǁack",
         'self.fs.append(self._ack(seg), b"".join(_frame(struct.pack(">i", s)) for s in ss))',
     ): "signed and unsigned 4-byte packing agree below 2^31, which no journal's sequence reaches",
+    ("firmware/journal.py", "x__frames", "bad_start = -2"): (
+        "bad_start is only compared with 0 (< 0: no damaged run open): -1 and -2 read alike"
+    ),
+    ("firmware/journal.py", "x__frames", "ok = None"): "only tested for truth: None and False read alike",
+    ("firmware/journal.py", "x__frames", "end = None"): (
+        "end is read only when a frame checked, and every path to that sets it"
+    ),
+    ("firmware/journal.py", "x__frames", "pos = n if nxt <= 0 else nxt"): (
+        "the search starts at pos + 1 >= 1: it finds -1 or a position >= 1, never 0"
+    ),
+    ("firmware/journal.py", "x__frames", "pos = n if nxt < 1 else nxt"): (
+        "the search starts at pos + 1 >= 1: it finds -1 or a position >= 1, never 0"
+    ),
+    ("firmware/journal.py", "x__header_floor", "return 1"): (
+        "a header-like frame that does not decode: a floor of 1 bounds nothing, numbers start at 1"
+    ),
+    (
+        "firmware/journal.py",
+        "x__header_floor",
+        "return h[1] if isinstance(h, list) and len(h) == 2 and isinstance(h[1], int) else 1",
+    ): "a header-like frame that is not a header: a floor of 1 bounds nothing, numbers start at 1",
+    ("firmware/journal.py", "xǁJournalǁ_drop", "self.seg_count.pop(seg, )"): (
+        "only segments in the bookkeeping are dropped: the default is never used"
+    ),
+    ("firmware/journal.py", "xǁJournalǁ_drop", "self.seg_size.pop(seg, )"): (
+        "only segments in the bookkeeping are dropped: the default is never used"
+    ),
+    ("firmware/journal.py", "xǁJournalǁ_recover", "if a + 2 > top:"): (
+        "at a + 1 == top the assignment sets top to what it is"
+    ),
+    ("firmware/journal.py", "xǁJournalǁ_recover", "if a + 1 >= top:"): (
+        "at a + 1 == top the assignment sets top to what it is"
+    ),
+    ("firmware/journal.py", "xǁJournalǁ_recover", "if h >= top:"): (
+        "at h == top the assignment sets top to what it is"
+    ),
+    ("firmware/journal.py", "xǁJournalǁ_recover", "if seq + 2 > top:"): (
+        "at seq + 1 == top the assignment sets top to what it is"
+    ),
+    ("firmware/journal.py", "xǁJournalǁ_recover", "if seq + 1 >= top:"): (
+        "at seq + 1 == top the assignment sets top to what it is"
+    ),
     ("gateway/outbox.py", "xǁOutboxǁoldest_unacked_age", "break"): (
         "a segment with nothing unacked is deleted on its last ack and on recovery, unless it is the active"
         " one, the last in order: stopping there or going on finds nothing more"
@@ -332,6 +374,46 @@ EQUIVALENT = {
         "xǁLockCoreǁ_load",
         "self._codes_sig = (-2,)  # write both files again: the next boot finds them whole",
     ): ("any value no signature takes forces the rewrite"),
+    (
+        "firmware/core.py",
+        "xǁLockCoreǁ__init__",
+        "self.rx = envelope.Receiver(self._key_for, max_senders=2)",
+    ): ("the receiver's window defaults to 64, the value given"),
+    ("firmware/core.py", "xǁLockCoreǁ__init__", "self.last_mono = None"): (
+        "read only by next_seq's periodic save; the main loop's first step saves or ticks (setting it)"
+        " before the link or an event takes a sequence number"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ__init__", "self.last_mono = 1"): (
+        "read only by next_seq's periodic save; the main loop's first step saves or ticks (setting it)"
+        " before the link or an event takes a sequence number"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "first_boot = True"): (
+        "read only when the core state is missing, and then set from `lost` first"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "if st is None or first_boot:"): (
+        "first_boot is true only when the core state is missing (st is None)"
+    ),
+    (
+        "firmware/core.py",
+        "xǁLockCoreǁ_load",
+        "self._save(1)  # from now on a missing core file means a lost one",
+    ): (
+        "the boot's saves keep the loaded throttle (or a fresh one, which has no strikes to shift);"
+        " nothing else saved depends on the monotonic time"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "self._save(1)"): (
+        "the boot's saves keep the loaded throttle (or a fresh one, which has no strikes to shift);"
+        " nothing else saved depends on the monotonic time"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "fresh = self.verifier.throttle.state(1)"): (
+        "a fresh throttle has no strikes: its time base shifts nothing"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "st = self._core.load(9)"): (
+        "the lock's state nests 4 deep: a depth bound of 8 or 9 stops only a runaway decode"
+    ),
+    ("firmware/core.py", "xǁLockCoreǁ_load", "codes = self._codes.load(9)"): (
+        "the lock's state nests 4 deep: a depth bound of 8 or 9 stops only a runaway decode"
+    ),
     ("firmware/core.py", "xǁLockCoreǁload_entry", "drop = None"): (
         "every operation the seal admits sets drop in its branch below"
     ),
