@@ -285,7 +285,7 @@ class Journal:
 
     def full(self, extra: int = 0) -> bool:
         live = len(self.seg_count)
-        room = self.seg_size.get(self.active, 0) + extra <= self.segment_bytes
+        room = self.seg_size[self.active] + extra <= self.segment_bytes
         return live >= self.max_segments and not room
 
     def append(
@@ -336,15 +336,14 @@ class Journal:
         self._save_meta()
 
     def _write(self, frame: bytes, seq: int) -> None:
-        old = None
-        if self.seg_size.get(self.active, 0) + len(frame) > self.segment_bytes and self.seg_size.get(
-            self.active
-        ):
-            old = self.active
+        # The active segment is always in the bookkeeping (the boot and each
+        # rotation put it there), so it is indexed, not looked up.
+        size = self.seg_size[self.active]
+        if size and size + len(frame) > self.segment_bytes:
             self.active += 1
             self.seg_count[self.active] = 0
             self.seg_size[self.active] = 0
-        if self.seg_size.get(self.active, 0) == 0:
+        if self.seg_size[self.active] == 0:
             # A segment begins with its floor, in the same write as its first record.
             frame = _frame(cbor.encode([0, seq])) + frame
         self.fs.append(self._log(self.active), frame)  # flushed and synced
@@ -352,14 +351,13 @@ class Journal:
         self.seg_count[self.active] += 1
         self.seg_of[seq] = self.active
         self.next_seq = seq + 1
-        if old is not None:
-            # Only now that the new segment's header bounds every number in
-            # them may fully acknowledged segments go.
-            stale = [s for s in self.seg_count if self.seg_count[s] == 0 and s != self.active]
-            if stale:
-                self._save_meta()
-                for s in stale:
-                    self._drop(s)
+        # Fully acknowledged segments may go once a newer segment's header
+        # bounds every number in them: after a write the active one has it.
+        stale = [s for s in self.seg_count if self.seg_count[s] == 0 and s != self.active]
+        if stale:
+            self._save_meta()
+            for s in stale:
+                self._drop(s)
 
     # -- upload ------------------------------------------------------------
 
@@ -422,7 +420,7 @@ class Journal:
                 del self.seg_of[s]
                 n += 1
             self.seg_count[seg] -= len(ss)
-            if self.seg_count[seg] == 0 and seg != self.active and self.seg_size.get(self.active):
+            if self.seg_count[seg] == 0 and seg != self.active and self.seg_size[self.active]:
                 self._save_meta()  # the sequence floor outlives the records
                 self._drop(seg)
         return n
