@@ -283,7 +283,7 @@ class Journal:
 
     # -- append ------------------------------------------------------------
 
-    def full(self, extra: int = 0) -> bool:
+    def full(self, extra: int) -> bool:
         live = len(self.seg_count)
         room = self.seg_size[self.active] + extra <= self.segment_bytes
         return live >= self.max_segments and not room

@@ -314,6 +314,22 @@ EQUIVALENT = {
     ("firmware/journal.py", "xǁJournalǁ_recover", "if seq + 1 >= top:"): (
         "at seq + 1 == top the assignment sets top to what it is"
     ),
+    ("firmware/journal.py", "xǁJournalǁappend", "if self.damage or not self.full(200):"): (
+        "flush_damage returns at once when there is no damage to report"
+    ),
+    (
+        "firmware/journal.py",
+        "xǁJournalǁ_recover",
+        "acked[a] = None",
+    ): "only membership is read, never the value",
+    (
+        "firmware/journal.py",
+        "xǁJournalǁ_recover",
+        "acked[a] = False",
+    ): "only membership is read, never the value",
+    ("firmware/journal.py", "xǁJournalǁpending", "break"): (
+        "the only segment kept with nothing unacked is the active one, the last in order"
+    ),
     ("gateway/outbox.py", "xǁOutboxǁoldest_unacked_age", "break"): (
         "a segment with nothing unacked is deleted on its last ack and on recovery, unless it is the active"
         " one, the last in order: stopping there or going on finds nothing more"
