@@ -156,6 +156,7 @@ class Outbox:
         self._order: dict[int, deque[tuple[float, str, int]]] = {}
         self._ack_fds: dict[int, int] = {}
         self._fd = -1
+        self._tail_left = False  # a failed batch's bytes are still in the active file
         try:
             self.report = self._recover()
             self._start_segment(self._next_segment_id())
@@ -407,6 +408,14 @@ class Outbox:
                 new.append((device, seq))
                 out.append(True)
             if buf:
+                if self._tail_left:
+                    # A failed batch's bytes could not be cut off: seal that
+                    # segment where it really ends (its reader and the next
+                    # recovery pass over the partial frame) and go on in a
+                    # new one, so nothing follows the partial frame.
+                    self._size = os.fstat(self._fd).st_size
+                    self._roll()
+                    self._tail_left = False
                 try:
                     self._write_all(self._fd, buf)
                 except OSError:
@@ -415,7 +424,7 @@ class Outbox:
                     try:
                         os.ftruncate(self._fd, self._size)
                     except OSError:
-                        pass
+                        self._tail_left = True
                     raise
                 self._size += len(buf)
                 order = self._order[self._active]
@@ -429,10 +438,9 @@ class Outbox:
             return out
 
     def _roll(self) -> None:
-        old = self._active
-        self._start_segment(old + 1)  # ids only grow: segment order is append order
-        if self.seg_unacked.get(old) == 0:
-            self._drop_segment(old)
+        # The segment rolled from has just taken the batch that filled it,
+        # so it always has unacked records: the acks delete it, not the roll.
+        self._start_segment(self._active + 1)  # ids only grow: segment order is append order
 
     # -- read and ack --------------------------------------------------------
 
@@ -442,12 +450,13 @@ class Outbox:
         is proportional to what is read, not to the backlog."""
         out: list[Entry] = []
         with self._lock:
+            # The active segment is always listed, and no cursor is past it.
             segs = sorted(s for s in self.seg_unacked if cursor is None or s >= cursor[0])
-            pos = cursor if cursor is not None else (segs[0] if segs else self._active, 0)
+            pos = cursor if cursor is not None else (segs[0], 0)
             for seg in segs:
                 off = pos[1] if seg == pos[0] else 0
                 size = self._size if seg == self._active else self._log(seg).stat().st_size
-                if self.seg_unacked.get(seg, 0) == 0:
+                if self.seg_unacked[seg] == 0:
                     pos = (seg, size)
                     continue
                 with open(self._log(seg), "rb") as f:

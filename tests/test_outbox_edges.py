@@ -1,0 +1,364 @@
+"""The gateway outbox at its edges (gateway/outbox.py), each case one the
+mutation run could change with every test green: reading in pieces and
+past a record larger than the read chunk, duplicates inside one batch or
+one ack, the segment roll at the byte, what a roll may delete, descriptors
+and modes, frames that check but hold something else, and the repair's
+fsync. Fast (no kill -9 here): test_outbox.py holds the fault campaigns."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from gateway import logframe, outbox
+from gateway.outbox import GroupCommitter, Outbox, OutboxError
+
+
+def _recs(device: str, lo: int, hi: int, size: int = 5) -> list[tuple[str, int, bytes]]:
+    return [(device, s, b"%d-" % s + b"r" * size) for s in range(lo, hi)]
+
+
+def _keys(entries: list[outbox.Entry]) -> list[tuple[str, int]]:
+    return [(e.device, e.seq) for e in entries]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_reading_in_pieces_gives_what_one_read_gives(tmp_path: Path) -> None:
+    """Across segments, with acknowledged holes and whole segments
+    acknowledged between others: a reader that continues from each
+    cursor, a few records at a time, sees every unacked record once, in
+    append order, and a cursor at the end gives nothing more."""
+    ob = Outbox(tmp_path, segment_bytes=600, fsync=False)
+    try:
+        for lo in range(1, 120, 7):
+            ob.append(_recs("lock-1", lo, lo + 7) + _recs("gate-A", lo, lo + 3))
+        segs = sorted(ob.seg_unacked)
+        assert len(segs) >= 6
+        whole = [(e.device, e.seq) for e in ob.read(None, 10_000)[0] if e.segment == segs[2]]
+        ob.ack(whole + [("lock-1", s) for s in range(1, 120, 5)])  # a segment and scattered holes
+        want = _keys(ob.read(None, 10_000)[0])
+        assert len(want) == ob.backlog() and len(set(want)) == len(want)
+        # The active segment fully acknowledged too: a cursor past it stays there.
+        ob.ack([k for k in want if ob.unacked[k[0]][k[1]] == ob._active])
+        want = _keys(ob.read(None, 10_000)[0])
+        assert want and ob.seg_unacked[ob._active] == 0
+        for step in (1, 2, 3, 7, 50):
+            got: list[tuple[str, int]] = []
+            cur = None
+            while True:
+                part, cur = ob.read(cur, step)
+                assert len(part) <= step
+                if not part:
+                    break
+                got += _keys(part)
+            assert got == want, step
+            assert ob.read(cur, 10)[0] == [], step
+    finally:
+        ob.close()
+
+
+def test_a_record_larger_than_the_read_chunk_is_read_whole(tmp_path: Path) -> None:
+    big = bytes(range(256)) * ((outbox._READ_CHUNK * 2 + 77) // 256)
+    ob = Outbox(tmp_path, segment_bytes=1 << 24, fsync=False)
+    try:
+        ob.append(_recs("lock-1", 1, 3))
+        ob.append([("lock-1", 3, big)])
+        ob.append(_recs("lock-1", 4, 6))
+        got = ob.read(None, 100)[0]
+        assert [e.seq for e in got] == [1, 2, 3, 4, 5]
+        assert got[2].data == big
+        one, cur = ob.read(None, 3)
+        rest, _ = ob.read(cur, 100)
+        assert [e.seq for e in one + rest] == [1, 2, 3, 4, 5] and one[2].data == big
+    finally:
+        ob.close()
+    ob = Outbox(tmp_path, segment_bytes=1 << 24, fsync=False)  # and from a closed segment after restart
+    try:
+        got = ob.read(None, 100)[0]
+        assert [e.seq for e in got] == [1, 2, 3, 4, 5] and got[2].data == big
+    finally:
+        ob.close()
+
+
+def test_a_record_twice_in_one_batch_or_one_ack_counts_once(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path, fsync=False)
+    try:
+        assert ob.append([("l", 1, b"a"), ("l", 1, b"a"), ("l", 2, b"b")]) == [True, False, True]
+        assert ob.backlog() == 2 and [e.seq for e in ob.pending()] == [1, 2]
+        assert ob.ack([("l", 1), ("l", 1)]) == 1
+        assert ob.backlog() == 1 and [e.seq for e in ob.pending()] == [2]
+    finally:
+        ob.close()
+
+
+def test_a_segment_rolls_when_it_reaches_its_size_exactly(tmp_path: Path) -> None:
+    probe = Outbox(tmp_path / "probe", fsync=False)
+    start = probe._size
+    probe.append([("l", 1, b"x" * 20)])
+    frame = probe._size - start
+    probe.close()
+    for extra, rolled in ((0, True), (1, False)):
+        d = tmp_path / f"exact-{extra}"
+        ob = Outbox(d, segment_bytes=start + 3 * frame + extra, fsync=False)
+        try:
+            for s in (1, 2, 3):
+                ob.append([("l", s, b"x" * 20)])
+            assert len(list(d.glob("seg-*.log"))) == (2 if rolled else 1), extra
+        finally:
+            ob.close()
+
+
+def test_a_roll_deletes_the_old_segment_only_when_nothing_in_it_is_unacked(tmp_path: Path) -> None:
+    # One record left unacked in it (the one whose batch filled it): it
+    # stays, and the record is read, before and after a restart. Once that
+    # is acked the segment goes.
+    d = tmp_path / "one-left"
+    ob = Outbox(d, segment_bytes=300, fsync=False)
+    try:
+        ob.append([("l", 1, b"a")])
+        ob.ack([("l", 1)])
+        seg = ob._active
+        n = 2
+        while ob._active == seg:
+            ob.append([("l", n, b"b" * 30)])
+            if ob._active == seg:
+                ob.ack([("l", n)])  # all but the one that fills it
+            n += 1
+        assert ob.seg_unacked[seg] == 1 and ob._log(seg).exists()
+        assert [e.seq for e in ob.pending()] == [n - 1]
+    finally:
+        ob.close()
+    ob = Outbox(d, segment_bytes=300, fsync=False)
+    try:
+        assert [e.seq for e in ob.pending()] == [n - 1]
+        assert ob.ack([("l", n - 1)]) == 1 and not ob._log(seg).exists()
+    finally:
+        ob.close()
+
+
+def test_marks_of_single_sequences_survive_in_the_checkpoint(tmp_path: Path) -> None:
+    """A device's marks are ranges [lo, hi]; a lone sequence is [s, s].
+    Once the segments that held them are gone, the checkpoint alone keeps
+    them: a resend of any of them is still known after a restart."""
+    ob = Outbox(tmp_path, segment_bytes=300, fsync=False)
+    ob.append([("l", 1, b"a"), ("l", 3, b"b"), ("l", 7, b"c"), ("l", 8, b"d")])
+    ob.ack([("l", 1), ("l", 3), ("l", 7), ("l", 8)])
+    first = ob._log(ob._active)
+    s = 100
+    while first.exists():  # until the segment that held l's records is deleted
+        ob.append([("m", s, b"x" * 40)])
+        ob.ack([("m", s)])
+        s += 1
+    ob.close()
+    ob = Outbox(tmp_path, segment_bytes=300, fsync=False)
+    try:
+        assert ob.append([("l", s, b"again") for s in (1, 3, 7, 8)]) == [False] * 4
+        assert ob.append([("l", 2, b"new")]) == [True]
+    finally:
+        ob.close()
+
+
+def test_the_documented_defaults_of_reads_and_the_committer(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path, fsync=False)
+    try:
+        ob.append(_recs("l", 1, 601))
+        assert len(ob.pending()) == 500 and len(ob.read(None)[0]) == 500
+        gc = GroupCommitter(ob)
+        assert gc.max_batch == 2000
+        gc.close()
+    finally:
+        ob.close()
+
+
+def test_descriptors_are_not_leaked_and_ack_files_are_private(tmp_path: Path) -> None:
+    """One ack descriptor per live segment, closed when its segment goes,
+    and none left after close (a gateway runs for months)."""
+    before = _open_fds()
+    ob = Outbox(tmp_path, segment_bytes=400, fsync=False)
+    for s in range(1, 400):
+        ob.append([("l", s, b"r" * 30)])
+        ob.ack([("l", s)])  # each segment fully acked, then deleted
+        if s % 50 == 0:
+            assert _open_fds() <= before + 4, s  # the lock, the active log, its ack file
+    assert sorted(ob._order) == sorted(ob.seg_unacked)  # nothing kept for deleted segments
+    ob.append([("l", 500, b"z")])
+    for seg in ob.seg_unacked:
+        ob.ack([("l", 500)])
+        assert oct(ob._ack(seg).stat().st_mode & 0o777) == "0o600"
+    ob.close()
+    assert _open_fds() == before
+    ob.close()  # a second close changes nothing
+    assert _open_fds() == before
+    os.fstat(1)  # and closed nothing of anyone else's
+
+
+def test_frames_that_check_but_hold_something_else_are_counted_and_ignored(tmp_path: Path) -> None:
+    """A frame that passes its CRC (a collision, a bug) but is neither a
+    record nor a well-formed checkpoint or ack: counted as undecodable,
+    and no mark, record or ack taken from it."""
+    ob = Outbox(tmp_path, segment_bytes=1 << 20, fsync=False)
+    ob.append(_recs("l", 1, 4))
+    seg = ob._active
+    ob.close()
+    bad_checkpoints = [
+        {"cp": 1, "m": {"l": [9, 5]}},  # a range that runs backwards
+        {"cp": 1, "m": {"l": [0, 5]}},  # sequence 0
+        {"cp": 1, "m": {"l": [9]}},  # an odd count
+        {"cp": 1, "m": {"l": [True, 9]}},  # a bool is not a number
+        {"cp": 1, "m": {"l": "9-12"}},
+        {"cp": 1, "m": {7: [20, 30]}},  # not a device name
+        {"cp": 1, "m": {"l": [9, 12, 20, 15]}},  # the second range backwards
+        {"cp": 2, "m": {"l": [90, 99]}},
+    ]
+    bad_acks = [["l"], ["l", "1"], [1, 2], ["l", 1, 2], "l/1", ["l", True]]
+    log = ob._log(seg)
+    log.write_bytes(log.read_bytes() + b"".join(logframe.frame(cbor2.dumps(c)) for c in bad_checkpoints))
+    ob._ack(seg).write_bytes(b"".join(logframe.frame(cbor2.dumps(a)) for a in bad_acks))
+    ob = Outbox(tmp_path, segment_bytes=1 << 20, fsync=False)
+    try:
+        assert ob.report.undecodable == len(bad_checkpoints) + len(bad_acks)
+        assert ob.report.acked == 0 and [e.seq for e in ob.pending()] == [1, 2, 3]
+        assert ob.append(_recs("l", 4, 6) + _recs("l", 9, 10) + _recs("l", 20, 21)) == [True] * 4
+    finally:
+        ob.close()
+
+
+def test_damage_in_two_files_is_summed_in_the_report(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path, segment_bytes=400, fsync=False)
+    for i in range(1, 31):
+        ob.append([("lock-1", i, b"r" * 40)])
+    ob.close()
+    logs = sorted(tmp_path.glob("seg-*.log"))[:2]
+    want = 0
+    for p in logs:
+        b = bytearray(p.read_bytes())
+        b[len(b) // 2] ^= 0xFF
+        p.write_bytes(bytes(b))
+        want += logframe.parse(bytes(b)).skipped
+    ob = Outbox(tmp_path, segment_bytes=400, fsync=False)
+    try:
+        assert ob.report.corrupt_bytes == want and ob.report.torn_bytes == 0
+    finally:
+        ob.close()
+
+
+def test_a_repaired_file_is_synced_before_it_replaces_the_damaged_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ob = Outbox(tmp_path, segment_bytes=1 << 20)
+    ob.append(_recs("l", 1, 5))
+    seg = ob._active
+    ob.close()
+    log = ob._log(seg)
+    log.write_bytes(log.read_bytes() + b"\x00" * 9)
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    ob = Outbox(tmp_path, segment_bytes=1 << 20)
+    try:
+        assert log.name in ob.report.files_repaired
+        assert any(f".{log.name}.tmp-" in p for p in synced)
+    finally:
+        ob.close()
+
+
+def test_the_oldest_age_passes_over_a_device_whose_records_are_all_acked(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path, fsync=False)
+    try:
+        ob.append([("a", 1, b"x"), ("a", 2, b"x")], now=100.0)
+        ob.append([("b", 1, b"y")], now=150.0)
+        ob.ack([("a", 1), ("a", 2)])
+        assert ob.oldest_unacked_age(now=200.0) == 50.0
+    finally:
+        ob.close()
+
+
+def test_a_closed_committer_refuses_new_work_with_a_clear_error(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path, fsync=False)
+    gc = GroupCommitter(ob)
+    gc.close()
+    try:
+        with pytest.raises(OutboxError, match=r"^outbox is closing$"):
+            gc.submit([("l", 1, b"x")], lambda r: None)
+    finally:
+        ob.close()
+
+
+def test_a_batch_takes_submissions_until_it_holds_its_bound() -> None:
+    """Single-record submissions piled up behind a slow write go out in
+    batches of exactly max_batch records."""
+    import threading
+
+    from tests.test_outbox import _GatedOutbox
+
+    ob = _GatedOutbox()
+    gc = GroupCommitter(ob, max_batch=3)  # type: ignore[arg-type]
+    answered = threading.Semaphore(0)
+    try:
+        gc.submit([("a", 1, b"")], lambda r: answered.release())
+        assert ob.entered.wait(10)
+        for s in range(2, 9):
+            gc.submit([("a", s, b"")], lambda r: answered.release())
+        ob.gate.set()
+        for _ in range(8):
+            assert answered.acquire(timeout=10)
+    finally:
+        gc.close()
+    assert [len(b) for b in ob.batches] == [1, 3, 3, 1]
+
+
+def test_a_failed_write_whose_cut_back_fails_too_loses_nothing_and_hangs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk error mid-batch, and the cut-back of the partial frame fails
+    as well: the partial frame stays in the file. The batch is not taken;
+    the records before it and every later batch are read, whole and once,
+    before and after a restart (a reader used to stop at the partial frame,
+    or cut the later records short)."""
+    ob = Outbox(tmp_path, segment_bytes=1 << 20)
+    assert ob.append(_recs("l", 1, 3)) == [True, True]
+    real_write = Outbox._write_all
+
+    def half_then_fail(self: Outbox, fd: int, buf: bytes | bytearray) -> None:
+        os.write(fd, bytes(buf[: len(buf) // 2]))
+        raise OSError(5, "Input/output error")
+
+    def no_truncate(fd: int, size: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Outbox, "_write_all", half_then_fail)
+    monkeypatch.setattr(os, "ftruncate", no_truncate)
+    with pytest.raises(OSError):
+        ob.append(_recs("l", 3, 6))
+    monkeypatch.undo()
+    assert Outbox._write_all is real_write
+    assert ob.append(_recs("l", 3, 6)) == [True] * 3  # not taken before: stored now
+    assert ob.append(_recs("l", 6, 8)) == [True] * 2
+    want = list(range(1, 8))
+    assert [e.seq for e in ob.read(None, 100)[0]] == want
+    got, cur = [], None
+    while True:
+        part, cur = ob.read(cur, 2)
+        if not part:
+            break
+        got += [e.seq for e in part]
+    assert got == want
+    ob.close()
+    ob = Outbox(tmp_path, segment_bytes=1 << 20)
+    try:
+        assert [e.seq for e in ob.pending(100)] == want
+        # The partial frame ends the sealed segment: a tear, found and cut out.
+        assert ob.report.torn_bytes > 0 and ob.report.files_repaired == [ob._log(1).name]
+    finally:
+        ob.close()
