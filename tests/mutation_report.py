@@ -39,6 +39,20 @@ _REASON_ARG = re.compile(r"^\s*([A-Z][A-Z_]+|\"[a-z-]+\"),")
 IMPORT_TIME = {("protocol/passcode.py", "x__build_profiles")}
 # Mutants checked by hand and equivalent (same behaviour for every input),
 # keyed by (file, function, the mutated line); each with its reason.
+# Reasons shared by several outbox mutants (below).
+_FRAME_ENDS = (
+    "every file read ends at a frame boundary (recovery rewrites a damaged one, a failed append "
+    "is cut back) and read holds the lock: no chunk ends in a cut frame at a file's end, where "
+    "this matters"
+)
+_CHECKPOINT_FIRST = (
+    "a segment begins with its checkpoint frames, which read passes over: one byte in, the "
+    "parser resynchronises on the next frame"
+)
+_ACTIVE_SIZE = (
+    "the active file's size is the count kept: appends are written whole under the lock, a "
+    "failed one cut back"
+)
 EQUIVALENT = {
     ("protocol/record.py", "x_batch_from_encoded", "size = len(p)"): (
         "the buffer is presized for speed; a short one is grown by the slice assignments, same bytes"
@@ -330,6 +344,123 @@ EQUIVALENT = {
     ("firmware/journal.py", "xǁJournalǁpending", "break"): (
         "the only segment kept with nothing unacked is the active one, the last in order"
     ),
+    ("gateway/outbox.py", "xǁGroupCommitterǁ__init__", "self._stop = None"): "only ever read for its truth",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_close_fds",
+        "if self._fd > 0:",
+    ): "descriptor 0 is standard input, never the outbox's",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_close_fds",
+        "if self._fd >= 1:",
+    ): "descriptor 0 is standard input, never the outbox's",
+    ("gateway/outbox.py", "xǁOutboxǁ_close_fds", "self._fd = -2"): "any negative value means closed",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_drop_segment",
+        "self.seg_unacked.pop(seg, )",
+    ): "only live segments are dropped: the default is never used",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_drop_segment",
+        "self._order.pop(seg, )",
+    ): "only live segments are dropped: the default is never used",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_drop_segment",
+        "self._log(seg).unlink(missing_ok=None)",
+    ): "a live segment's log exists (the outbox holds its folder's lock)",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_drop_segment",
+        "self._log(seg).unlink(missing_ok=False)",
+    ): "a live segment's log exists (the outbox holds its folder's lock)",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_scan",
+        'atomic_write(path, b"".join(logframe.frame(pl) for _off, pl in p.frames), )',
+    ): "atomic_write is durable by default: only the tests' fsync=False outboxes sync more, same bytes",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁpending",
+        "return self.read(None, )[0]",
+    ): "read's default limit is the same 500 (pinned by a test)",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "pos = cursor if cursor is not None else (segs[0], 1)",
+    ): _CHECKPOINT_FIRST,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "off = pos[1] if seg == pos[0] else 1",
+    ): _CHECKPOINT_FIRST,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "size = self._size if (seg == self._active) and False else self._log(seg).stat().st_size",
+    ): _ACTIVE_SIZE,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "continue",
+    ): "the only fully acknowledged segment still listed is the active one, the last in order",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "break",
+    ): "the only fully acknowledged segment still listed is the active one, the last in order",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "chunk = f.read(None)",
+    ): "the file holds exactly `size` bytes: the bound limits memory, not what is read",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "chunk = f.read(min(want, size + off))",
+    ): "the file holds exactly `size` bytes: the bound limits memory, not what is read",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "final = None",
+    ): _FRAME_ENDS,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "final = off - len(chunk) >= size",
+    ): _FRAME_ENDS,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "final = off + len(chunk) > size",
+    ): _FRAME_ENDS,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "p = logframe.parse(chunk, 0, None, limit=limit - len(out))",
+    ): _FRAME_ENDS,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "p = logframe.parse(chunk, 0, limit=limit - len(out))",
+    ): _FRAME_ENDS,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "if not p.frames or p.resume == 0:",
+    ): _FRAME_ENDS,
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        "want = logframe.HEAD + int.from_bytes(chunk[2:6], )",
+    ): "big-endian is int.from_bytes' default byte order",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        'want = logframe.HEAD + int.from_bytes(chunk[3:6], "big")',
+    ): "a frame is at most 1 MiB (logframe.MAX_FRAME): the top byte of its length is always 0",
     ("gateway/outbox.py", "xǁOutboxǁoldest_unacked_age", "break"): (
         "a segment with nothing unacked is deleted on its last ack and on recovery, unless it is the active"
         " one, the last in order: stopping there or going on finds nothing more"
