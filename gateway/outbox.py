@@ -449,6 +449,7 @@ class Outbox:
         oldest), in append order, and the cursor to continue from. The cost
         is proportional to what is read, not to the backlog."""
         out: list[Entry] = []
+        taken: set[tuple[str, int]] = set()
         with self._lock:
             # The active segment is always listed, and no cursor is past it.
             segs = sorted(s for s in self.seg_unacked if cursor is None or s >= cursor[0])
@@ -476,7 +477,12 @@ class Outbox:
                             if not _is_record(obj):
                                 continue
                             device, seq, at, data = obj
-                            if self.unacked.get(device, {}).get(seq) == seg:
+                            # A record framed twice in one segment (recovery
+                            # counts it once) is returned once per read; a
+                            # later read may send it again, as any resend
+                            # (the cloud acks by device and sequence).
+                            if self.unacked.get(device, {}).get(seq) == seg and (device, seq) not in taken:
+                                taken.add((device, seq))
                                 out.append(Entry(device, seq, at, data, seg))
                         off += p.resume
                         if final and not p.frames:

@@ -362,3 +362,175 @@ def test_a_failed_write_whose_cut_back_fails_too_loses_nothing_and_hangs_nothing
         assert ob.report.torn_bytes > 0 and ob.report.files_repaired == [ob._log(1).name]
     finally:
         ob.close()
+
+
+def test_a_legacy_devices_json_folds_into_exactly_its_marks(tmp_path: Path) -> None:
+    """devices.json (outboxes before checkpoints) kept a high-water mark and
+    the holes below it; each device's marks are exactly 1..last without
+    the holes, with or without a holes table or an entry in it."""
+    from gateway.seqset import SeqSet
+
+    cases = [
+        ('{"last": {"d": 10}, "holes": {"d": [4, 7]}}', {"d": [1, 3, 5, 6, 8, 10]}),
+        ('{"last": {"d": 10}, "holes": {"d": [1, 2, 10]}}', {"d": [3, 9]}),
+        ('{"last": {"d": 5, "e": 3}, "holes": {"d": [5, 3]}}', {"d": [1, 2, 4, 4], "e": [1, 3]}),
+        ('{"last": {"d": 4}}', {"d": [1, 4]}),
+        ('{"last": {"d": 1}, "holes": {}}', {"d": [1, 1]}),
+    ]
+    for i, (text, want) in enumerate(cases):
+        d = tmp_path / f"legacy-{i}"
+        d.mkdir()
+        (d / "devices.json").write_text(text)
+        ob = Outbox(d, fsync=False)
+        try:
+            assert ob.report.legacy_meta == "folded", text
+            assert ob.marks == {k: SeqSet(v) for k, v in want.items()}, text
+        finally:
+            ob.close()
+        assert not (d / "devices.json").exists()
+        ob = Outbox(d, fsync=False)  # folded into the checkpoint: the same after a restart
+        try:
+            assert ob.marks == {k: SeqSet(v) for k, v in want.items()}, text
+        finally:
+            ob.close()
+
+
+def test_the_recovery_report_counts_segments_records_acks_and_bad_frames_exactly(tmp_path: Path) -> None:
+    """Over several segments: a frame that is not a record placed before
+    the records (the scan goes on past it), a record framed twice, acks
+    with a malformed one among them; every count exact, every record
+    after them kept."""
+    ob = Outbox(tmp_path, segment_bytes=400, fsync=False)
+    for s in range(1, 25):
+        ob.append([("l", s, b"r" * 30)])
+    segs = sorted(ob.seg_unacked)
+    assert len(segs) >= 4
+    ob.ack([("l", 2), ("l", 3)])
+    ob.close()
+    first = ob._log(segs[0])
+    frames = logframe.parse(first.read_bytes()).frames
+    cps = [pl for _o, pl in frames if isinstance(cbor2.loads(pl), dict)]
+    recs = [pl for _o, pl in frames if not isinstance(cbor2.loads(pl), dict)]
+    junk = logframe.frame(cbor2.dumps(["not", "a", "record"]))
+    first.write_bytes(
+        b"".join(logframe.frame(c) for c in cps)
+        + junk
+        + b"".join(logframe.frame(r) for r in recs)
+        + logframe.frame(recs[0])  # framed twice
+        + junk
+    )
+    ack = ob._ack(segs[0])
+    ack.write_bytes(logframe.frame(cbor2.dumps("junk")) + ack.read_bytes())
+    ob = Outbox(tmp_path, segment_bytes=400, fsync=False)
+    try:
+        r = ob.report
+        assert r.segments == len(segs) and r.undecodable == 3
+        assert r.records == 24 and r.acked == 2
+        assert [e.seq for e in ob.pending(100)] == [1, *range(4, 25)]
+        assert ob.seg_unacked[segs[0]] == len(recs) - 2
+    finally:
+        ob.close()
+
+
+def test_a_checkpoint_too_big_for_one_frame_is_split_and_read_back_whole(tmp_path: Path) -> None:
+    """Marks with many gaps (every other sequence) make a checkpoint of
+    more than a frame may hold (1 MiB): it is split into frames of at most
+    256 KiB, and once the segments that held the records are gone, the
+    checkpoint alone still knows every one of them."""
+    ob = Outbox(tmp_path, segment_bytes=1 << 22, fsync=False)
+    n = 70_000  # 70,000 single-sequence ranges: 140,000 numbers, > 1 MiB as CBOR
+    ob.append([("l", 2 * i + 1, b"") for i in range(n)] + [("m", 1, b"")])
+    ob.ack([("l", 2 * i + 1) for i in range(n)] + [("m", 1)])
+    ob._roll()  # a new segment, its checkpoint written first; the old one is acked and goes on the next ack
+    ob.append([("z", 1, b"x")])
+    ob.ack([("z", 1)])
+    ob.close()
+    logs = sorted(tmp_path.glob("seg-*.log"))
+    cps = [pl for _o, pl in logframe.parse(logs[-1].read_bytes()).frames if isinstance(cbor2.loads(pl), dict)]
+    assert len(cps) >= 2 * 3  # written twice, each copy in several frames
+    assert all(len(pl) <= outbox._CHECKPOINT_BYTES + 64 * 1024 for pl in cps)
+    ob = Outbox(tmp_path, segment_bytes=1 << 22, fsync=False)
+    try:
+        assert len(ob.marks["l"]) == n and ob.marks["l"].high == 2 * n - 1
+        assert ob.append([("l", 2 * n - 1, b""), ("l", 2, b""), ("m", 1, b"")]) == [False, True, False]
+    finally:
+        ob.close()
+
+
+def test_the_recovery_warning_says_what_was_found_and_repaired(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    ob = Outbox(tmp_path, fsync=False)
+    ob.append(_recs("l", 1, 3))
+    ob.close()
+    log = next(tmp_path.glob("seg-*.log"))
+    log.write_bytes(log.read_bytes() + b"\x00" * 5)
+    (tmp_path / "devices.json").write_bytes(b"{broken")
+    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
+        Outbox(tmp_path, fsync=False).close()
+    [msg] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox recovery")]
+    assert msg == (
+        "outbox recovery: 0 torn and 5 damaged bytes (1 runs), 0 undecodable frames, damaged devices.json"
+        f" ignored; every frame that checks was kept; repaired {log.name}"
+    )
+    caplog.clear()
+    log.write_bytes(log.read_bytes() + b"\x00" * 3)
+    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
+        Outbox(tmp_path, fsync=False).close()
+    [msg] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox recovery")]
+    assert msg == (
+        "outbox recovery: 0 torn and 3 damaged bytes (1 runs), 0 undecodable frames;"
+        f" every frame that checks was kept; repaired {log.name}"
+    )
+
+
+def test_files_that_only_look_like_segments_are_left_alone(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path, fsync=False)
+    ob.append(_recs("l", 1, 3))
+    ob.close()
+    junk = [
+        "seg-000000000x.log",
+        "seg-12.log",
+        "seg-0000000001.log.bak",
+        "seg-" + "\uff10" * 9 + "\uff11" + ".log",
+    ]  # full-width digits
+    for name in junk:
+        (tmp_path / name).write_bytes(b"junk")
+    (tmp_path / ".seg-0000000001.log.tmp-999").write_bytes(b"a repair cut before its rename")
+    (tmp_path / "seg-0000000099.ack").write_bytes(b"an ack file whose log was deleted")
+    ob = Outbox(tmp_path, fsync=False)
+    try:
+        assert [e.seq for e in ob.pending()] == [1, 2] and ob.report.segments == 1
+        names = {p.name for p in tmp_path.iterdir()}
+        assert set(junk) <= names
+        assert ".seg-0000000001.log.tmp-999" not in names and "seg-0000000099.ack" not in names
+    finally:
+        ob.close()
+
+
+def test_a_new_outbox_folder_is_made_with_its_parents_private(tmp_path: Path) -> None:
+    d = tmp_path / "not" / "yet" / "there"
+    ob = Outbox(d, fsync=False)
+    try:
+        assert oct(d.stat().st_mode & 0o777) == "0o700"
+        assert (d / "LOCK").exists()  # the state lock the daemon and the CLI share
+    finally:
+        ob.close()
+
+
+def test_a_durable_outbox_syncs_each_batch_and_a_scratch_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    for fsync, synced in ((True, True), (False, False)):
+        ob = Outbox(tmp_path / str(fsync), fsync=fsync)
+        try:
+            calls.clear()
+            ob.append(_recs("l", 1, 3))
+            assert bool(calls) == synced, fsync
+        finally:
+            ob.close()
