@@ -525,7 +525,12 @@ def test_a_durable_outbox_syncs_each_batch_and_a_scratch_one_does_not(
 ) -> None:
     calls: list[int] = []
     real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+
+    def spy(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
     for fsync, synced in ((True, True), (False, False)):
         ob = Outbox(tmp_path / str(fsync), fsync=fsync)
         try:
