@@ -539,3 +539,8 @@ def test_a_durable_outbox_syncs_each_batch_and_a_scratch_one_does_not(
             assert bool(calls) == synced, fsync
         finally:
             ob.close()
+    ob = Outbox(tmp_path / "default")
+    try:
+        assert ob.fsync is True and ob.segment_bytes == outbox.SEGMENT_BYTES == 4 << 20  # durable by default
+    finally:
+        ob.close()
