@@ -31,7 +31,7 @@ _CALL = re.compile(
 # envelope._check_uint(value, hi, what, lo): `what` only names the field in the refusal's message.
 _UINT = re.compile(r'_check_uint\(([^,]+), ([^,]+), ("[^"]*"|None)(, \d+)?\)')
 # The importer's report of a refused file: Report(file, reason, message=...).
-_REPORT = re.compile(r"Report\((\w+), (\"[a-z-]+\"|e\.reason)")
+_REPORT = re.compile(r"Report\(([\w.]+), (\"[a-z-]+\"|e\.reason)")
 _REASON_ARG = re.compile(r"^\s*([A-Z][A-Z_]+|\"[a-z-]+\"),")
 # Run once at import (module-level tables), before mutmut selects a mutant:
 # such mutants never run under test. What they build is checked directly

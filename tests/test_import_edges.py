@@ -298,3 +298,59 @@ def test_a_receipt_names_the_last_hundred_missing_bundles(rig: Rig) -> None:
     receipt = nxt.with_name(nxt.name + ".receipt").read_bytes()
     body = usb_import.verify_receipt(receipt, rig.gw_signer.public_key())
     assert body[8] == list(range(51, 151))
+
+
+def test_the_feature_cache_follows_each_import_and_serves_the_next_start(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's importer keeps the gallery's features at rest: after an
+    import the cache holds every stored template's features, and the next
+    start loads the gallery from it without extracting any. An import-only
+    importer (no gallery: the CLI) leaves the cache alone."""
+    from gateway.biometrics import featurecache, gallery
+    from gateway.biometrics.featurecache import FeatureCache
+    from gateway.biometrics.gallery import Gallery
+
+    cache = FeatureCache(tmp_path / "features.enc", os.urandom(32))
+    issuers = {usb_import.bundle.signer_id(rig.office.public_key()): rig.office.public_key()}
+
+    def importer(g: Gallery | None) -> Importer:
+        return Importer("gw-1", SITE, rig.store, g, rig.key, issuers, rig.gw_signer, features=cache)
+
+    b = _bundle(rig)
+    assert importer(Gallery()).import_file(b, NOW).result == "imported"
+    st = rig.store.state
+    assert set(cache.load()) == {featurecache.digest(t) for f in st.persons.values() for t in f.values()}
+    extracted: list[int] = []
+    real = gallery.features_of
+
+    def counted(r: bytes) -> object:
+        extracted.append(1)
+        return real(r)
+
+    monkeypatch.setattr(gallery, "features_of", counted)
+    g = Gallery()
+    importer(g)
+    assert extracted == [] and len(g.refs()) == st.templates()
+    monkeypatch.undo()
+    before = cache.path.read_bytes()
+    rig.office.enrol("t-1", "ID-1001", "Ana Lima", [(3, iso(44, 0))], "door", "gate", NOW)
+    nxt = rig.office.export(tmp_path / "made2", rig.key.public_blob(), NOW)
+    assert importer(None).import_file(nxt, NOW).result == "imported"
+    assert cache.path.read_bytes() == before
+
+
+def test_a_bundle_the_stick_will_not_let_be_read_is_reported_by_its_name(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = _bundle(rig)
+    real = os.open
+
+    def refusing(path: object, flags: int, *a: object, **kw: object) -> int:
+        if str(path) == b.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real(path, flags, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refusing)
+    [rep] = rig.importer.import_dir(rig.stick, NOW)
+    assert (rep.file, rep.result, rep.message) == (b.name, "unreadable", os.strerror(errno.EACCES))
