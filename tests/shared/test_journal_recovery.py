@@ -351,3 +351,15 @@ def test_a_meta_restores_granted_and_denied_overflow_separately():
     d = _dir()
     StateFile(FlashFS(d), "meta").save([1, 0, 0, 0, 0, 0, 0, 0])
     assert Journal(FlashFS(d), "lock-1").next_seq == 1
+
+
+def test_files_that_only_look_like_segments_do_not_stop_the_boot():
+    d = _dir()
+    j = _open(d)
+    for i in range(3):
+        _append(j, i, _lcg(i))
+    before = _state(j)
+    for name in ("j0000x.log", "j000ab.log", "jabcde.log", "j00001.log.old", "x00002.log"):
+        _fill(d, name, b"junk")
+    j2 = _open(d)
+    assert _state(j2) == before and j2.damage == {}
