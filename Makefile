@@ -103,7 +103,7 @@ soak: setup
 # Mutation testing of the security core (docs/testing.md): mutmut over the
 # files in pyproject.toml's [tool.mutmut], against the tests that run in the
 # CPython process; then the score per file and every survivor, written to
-# docs/mutation-survivors.md. About an hour on two cores: not in `make test`
+# docs/mutation-survivors.md. About 75 minutes on two cores: not in `make test`
 # nor CI. MUTANTS="protocol.record*" re-runs only those (mutmut's names).
 $(VENV)/.mutation: $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[mutation]'
