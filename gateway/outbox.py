@@ -438,8 +438,10 @@ class Outbox:
             return out
 
     def _roll(self) -> None:
-        # The segment rolled from has just taken the batch that filled it,
-        # so it always has unacked records: the acks delete it, not the roll.
+        # Rolled from append, the old segment has just taken the batch that
+        # filled it, so it has unacked records: the acks delete it, not the
+        # roll. (Sealed after a failed cut-back it may hold none; the next
+        # start deletes it then.)
         self._start_segment(self._active + 1)  # ids only grow: segment order is append order
 
     # -- read and ack --------------------------------------------------------
