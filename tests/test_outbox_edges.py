@@ -463,39 +463,37 @@ def test_a_checkpoint_too_big_for_one_frame_is_split_and_read_back_whole(tmp_pat
         ob.close()
 
 
+def _recovery_warning(d: Path, caplog: pytest.LogCaptureFixture) -> str:
+    """The one warning an outbox's recovery logs when it opens `d`."""
+    import logging
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
+        Outbox(d, fsync=False).close()
+    [msg] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox recovery")]
+    return msg
+
+
 def test_the_recovery_warning_says_what_was_found_and_repaired(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import logging
-
     ob = Outbox(tmp_path, fsync=False)
     ob.append(_recs("l", 1, 3))
     ob.close()
     log = next(tmp_path.glob("seg-*.log"))
     log.write_bytes(log.read_bytes() + b"\x00" * 5)
     (tmp_path / "devices.json").write_bytes(b"{broken")
-    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
-        Outbox(tmp_path, fsync=False).close()
-    [msg] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox recovery")]
-    assert msg == (
+    assert _recovery_warning(tmp_path, caplog) == (
         "outbox recovery: 0 torn and 5 damaged bytes (1 runs), 0 undecodable frames, damaged devices.json"
         f" ignored; every frame that checks was kept; repaired {log.name}"
     )
-    caplog.clear()
     log.write_bytes(log.read_bytes() + b"\x00" * 3)
-    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
-        Outbox(tmp_path, fsync=False).close()
-    [msg] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox recovery")]
-    assert msg == (
+    assert _recovery_warning(tmp_path, caplog) == (
         "outbox recovery: 0 torn and 3 damaged bytes (1 runs), 0 undecodable frames;"
         f" every frame that checks was kept; repaired {log.name}"
     )
-    caplog.clear()
     (tmp_path / "devices.json").write_bytes(b"{broken")  # damage that repairs no file
-    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
-        Outbox(tmp_path, fsync=False).close()
-    [msg] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox recovery")]
-    assert msg == (
+    assert _recovery_warning(tmp_path, caplog) == (
         "outbox recovery: 0 torn and 0 damaged bytes (0 runs), 0 undecodable frames, damaged devices.json"
         " ignored; every frame that checks was kept"
     )

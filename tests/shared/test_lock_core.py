@@ -195,6 +195,11 @@ def test_remembered_codes_are_rewritten_only_when_they_change():
     once = pc.make_keypad(k, "lock-1", pc.find_profile(pc.ONCE, pc.DEVICE, pc.HOUR, 5), NOW // 3600, 0, 2)
     assert core.keypad(once.digits, NOW + 60, 200).granted
     assert len([w for w in writes if w.startswith("codes")]) == 1
+    # After a change is saved, a save that changes nothing leaves the file
+    # alone (one wrong code more: four strikes, short of a lockout).
+    core.keypad("0000000005", NOW + 65, 250)
+    assert len([w for w in writes if w.startswith("codes")]) == 1
+    assert len([w for w in writes if w.startswith("core")]) == 5
     fs.write_atomic = orig
     core2 = _reopen(fs, _hal)
     assert core2.keypad(once.digits, NOW + 70, 300).reason == "used"  # remembered across a reboot

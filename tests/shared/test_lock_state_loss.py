@@ -3,9 +3,7 @@
 # From the mutation run (docs/testing.md): each case below could be changed
 # without a failing test.
 from firmware.statefile import StateFile
-from protocol import keys
-from protocol import passcode as pc
-from tests.shared.test_lock_core import NOW, ROOT, _code, _lock, _reopen
+from tests.shared.test_lock_core import NOW, _code, _lock, _reopen
 
 
 def _damage_record(core):
@@ -35,26 +33,6 @@ def test_with_the_core_lost_and_one_record_journaled_the_codes_count_as_lost_too
         fs.remove(name)
     c2 = _reopen(fs, hal)
     assert _damage_record(c2) == "core+codes"
-
-
-def test_the_codes_file_is_not_written_again_when_nothing_in_it_changed():
-    core, _hal, fs = _lock()
-    k = keys.derive(ROOT, keys.CODE, "lock-1")
-    once = pc.make_keypad(k, "lock-1", pc.find_profile(pc.ONCE, pc.DEVICE, pc.HOUR, 5), NOW // 3600, 0, 2)
-    assert core.keypad(once.digits, NOW + 60, 200).granted
-    writes = []
-    orig = fs.write_atomic
-
-    def counting(name, data):
-        writes.append(name)
-        orig(name, data)
-
-    fs.write_atomic = counting
-    for i in range(3):
-        core.keypad("%010d" % (i + 5), NOW + 70, 300 + i)  # wrong codes: the throttle only
-    fs.write_atomic = orig
-    assert [w for w in writes if w.startswith("codes")] == []
-    assert len([w for w in writes if w.startswith("core")]) == 3
 
 
 def test_a_lockout_survives_a_boot_that_repairs_the_codes_file_and_the_next_boot():
