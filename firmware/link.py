@@ -41,6 +41,11 @@ class Link:
         self.now = None
         self.mono = 0
         self.time_set = 0  # time messages taken (from the gateway or the cloud), a step or not
+        # Sequences of the last time request and of the last cloud answer
+        # taken to the end (clock set): an observer on another thread (the
+        # site simulator) sees `clock.asked` cleared before the clock moves.
+        self.time_asked = None
+        self.time_answered = None
         self.last_error = ""  # why the link is down, for status and the fault report
 
     def _key_for(self, sender, typ):  # type: ignore[no-untyped-def]
@@ -118,6 +123,7 @@ class Link:
         req = envelope.seal(self.core.k_up, "time-req", self.id, seq, self.now or 0, {})
         c.publish(self._t("evt"), req, False, 1)
         self.core.clock.asking(seq, mono)
+        self.time_asked = seq
 
     def _time(self, env) -> None:  # type: ignore[no-untyped-def]
         body = env.body
@@ -134,6 +140,8 @@ class Link:
             self.core.save(self.mono)
             self.hal.set_time(body[1])
         self.time_set += 1
+        if env.sender == "cloud":
+            self.time_answered = body[2]
 
     def _on_msg(self, topic, msg) -> None:  # type: ignore[no-untyped-def]
         leaf = topic.decode().rsplit("/", 1)[-1] if isinstance(topic, bytes) else topic.rsplit("/", 1)[-1]

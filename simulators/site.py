@@ -193,9 +193,13 @@ class SiteRunner:
         self.say(f"gateway {GW} and {len(self.locks)} locks online")
 
     def clocks_settled(self) -> bool:
-        """Every lock has the cloud's time and no time request in flight."""
+        """Every lock has the cloud's time and no time request in flight:
+        the answer to its last request taken to the end, its clock set."""
         return all(
-            lk.app is not None and lk.app.core.clock.trusted and lk.app.core.clock.asked is None
+            lk.app is not None
+            and lk.app.core.clock.trusted
+            and lk.app.link.time_asked is not None
+            and lk.app.link.time_answered == lk.app.link.time_asked
             for lk in self.locks.values()
         )
 

@@ -166,6 +166,8 @@ def test_an_rtc_behind_the_mark_reads_unset_until_the_cloud_answers():
     _run(app2, hal2, 1)
     assert "late" in _refusals(app2)
     assert _type(app2, hal2, code.digits).reason == "clock-unset"
+    # Refused answers leave the request unanswered to an observer.
+    assert app2.link.time_asked == asked[-1] and app2.link.time_answered is None
     # The lock asks again within ASK_EVERY_S; a timely answer sets the clock.
     waited = 0
     while len(_requests(hal2)) == len(asked) and waited <= lockclock.ASK_EVERY_S:
@@ -177,6 +179,7 @@ def test_an_rtc_behind_the_mark_reads_unset_until_the_cloud_answers():
     hal2.broker.to_lock.append(("lock/lock-1/time", _cloud_answer(t, again[-1])))
     _run(app2, hal2, 1)
     assert abs(hal2.time() - t) <= 2
+    assert app2.link.time_answered == app2.link.time_asked == again[-1]
     assert _type(app2, hal2, code.digits).granted
 
 
