@@ -105,6 +105,25 @@ def test_power_cut_at_many_bytes_loses_nothing_acknowledged():
     assert rounds > 200 and torn_seen > 50
 
 
+def test_records_framed_over_255_bytes_upload_whole():
+    # The longest record the format allows: 64-character ids and a reference
+    # of 40 characters that are 4 bytes each in UTF-8 (a frame of about 330
+    # bytes, so its length's high byte is not zero).
+    from protocol import cbor, record
+
+    fs = FlashFS(fresh_dir("jbig"))
+    device, door = "l" * 64, "d" * 64
+    j = Journal(fs, device, segment_bytes=4096, max_segments=4)
+    refs = ["\U0001f511" * 40, "short", "\u00e9" * 40]
+    for i, ref in enumerate(refs):
+        assert j.append(1795000000 + i, door, "code", ref, True, "ok") is not None
+    assert len(record.PassRecord(device, 1, 1795000000, door, "code", refs[0], True, "ok").encode()) > 255
+    for jj in (j, Journal(fs, device, segment_bytes=4096, max_segments=4)):  # and after a reboot
+        seqs, body = jj.pending_encoded(10)
+        assert seqs == [1, 2, 3]
+        assert [r.ref for r in record.batch_from_body(cbor.decode(body))] == refs
+
+
 def test_encoded_upload_equals_the_decoded_batch():
     from protocol import cbor, record
 
