@@ -334,7 +334,10 @@ class Outbox:
         try:
             self._write_all(fd, cp + cp)
         except BaseException:
+            # It holds no record, only part of a checkpoint: gone, so a
+            # later roll can take its number (O_EXCL).
             os.close(fd)
+            self._log(seg).unlink(missing_ok=True)
             raise
         self._fsync_dir()
         if self._fd >= 0:
@@ -434,7 +437,15 @@ class Outbox:
                     order.append((at, device, seq))
                 self.seg_unacked[self._active] += len(new)
                 if self._size >= self.segment_bytes:
-                    self._roll()
+                    try:
+                        self._roll()
+                    except OSError as e:
+                        # The batch is durable, so it is taken; this segment
+                        # grows past its size until an append's roll succeeds.
+                        log.warning(
+                            "outbox: cannot start a new segment (%s); the current one grows until it can",
+                            e.strerror or type(e).__name__,
+                        )
             return out
 
     def _roll(self) -> None:
@@ -467,6 +478,8 @@ class Outbox:
                     while len(out) < limit and off < size:
                         f.seek(off)
                         chunk = f.read(min(want, size - off))
+                        if not chunk:
+                            break  # the file is shorter than its count (cut under us): nothing more
                         final = off + len(chunk) >= size
                         p = logframe.parse(chunk, 0, final, limit=limit - len(out))
                         if not p.frames and p.resume == 0:
@@ -486,9 +499,7 @@ class Outbox:
                             if self.unacked.get(device, {}).get(seq) == seg and (device, seq) not in taken:
                                 taken.add((device, seq))
                                 out.append(Entry(device, seq, at, data, seg))
-                        off += p.resume
-                        if final and not p.frames:
-                            off = size
+                        off += p.resume  # a final chunk is parsed to its end
                 pos = (seg, off)
                 if len(out) >= limit:
                     break

@@ -193,6 +193,8 @@ def test_descriptors_are_not_leaked_and_ack_files_are_private(tmp_path: Path) ->
     for seg in ob.seg_unacked:
         ob.ack([("l", 500)])
         assert oct(ob._ack(seg).stat().st_mode & 0o777) == "0o600"
+    logs = list(tmp_path.glob("seg-*.log"))  # the logs hold the records: private too
+    assert logs and {oct(p.stat().st_mode & 0o777) for p in logs} == {"0o600"}
     ob.close()
     assert _open_fds() == before
     ob.close()  # a second close changes nothing
@@ -557,3 +559,77 @@ def test_a_durable_outbox_syncs_each_batch_and_a_scratch_one_does_not(
         assert ob.fsync is True and ob.segment_bytes == outbox.SEGMENT_BYTES == 4 << 20  # durable by default
     finally:
         ob.close()
+
+
+def test_a_roll_that_cannot_write_its_checkpoint_takes_the_batch_and_rolls_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk full just as a segment fills: the batch that filled it is
+    durable, so it is taken; the new segment's file, holding part of a
+    checkpoint, is closed and removed (not left to make every later roll
+    fail on its name), and the next append rolls."""
+    import errno
+    import logging
+
+    ob = Outbox(tmp_path, segment_bytes=400, fsync=False)
+    real = ob._write_all
+    full = [True]
+
+    def write_all(fd: int, data: bytes | bytearray) -> None:
+        if fd != ob._fd and full[0]:  # the new segment's checkpoint
+            full[0] = False
+            os.write(fd, bytes(data[:3]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(ob, "_write_all", write_all)
+    before = _open_fds()
+    [first] = [p.name for p in tmp_path.glob("seg-*.log")]
+    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
+        assert ob.append(_recs("l", 1, 30, size=20)) == [True] * 29
+    assert not full[0], "the roll was tried"
+    assert [r.getMessage() for r in caplog.records] == [
+        "outbox: cannot start a new segment (No space left on device); the current one grows until it can"
+    ]
+    assert _open_fds() == before
+    assert [p.name for p in tmp_path.glob("seg-*.log")] == [first]
+    assert ob.append(_recs("l", 30, 31)) == [True]
+    assert len(list(tmp_path.glob("seg-*.log"))) == 2
+    assert _open_fds() == before  # the new log replaced the old one
+    ob.close()
+    assert _keys(Outbox(tmp_path, fsync=False).pending()) == [("l", s) for s in range(1, 31)]
+
+
+def test_the_recovery_warning_names_every_file_it_repaired(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ob = Outbox(tmp_path, segment_bytes=200, fsync=False)
+    ob.append(_recs("l", 1, 20, size=20))
+    ob.append(_recs("l", 20, 21))
+    ob.close()
+    logs = sorted(tmp_path.glob("seg-*.log"))[:2]
+    assert len(logs) == 2
+    for log in logs:
+        log.write_bytes(log.read_bytes() + b"\x00" * 2)
+    assert _recovery_warning(tmp_path, caplog).endswith(f"; repaired {logs[0].name}, {logs[1].name}")
+
+
+def test_a_log_cut_shorter_under_a_running_outbox_is_read_without_hanging(tmp_path: Path) -> None:
+    """Something outside cuts the active segment (a disk repair, a person):
+    a read returns what the file still holds instead of waiting forever,
+    under the outbox's lock, for bytes that will not come."""
+    import threading
+
+    ob = Outbox(tmp_path, fsync=False)
+    ob.append(_recs("l", 1, 40, size=30))
+    [log] = tmp_path.glob("seg-*.log")
+    whole = log.read_bytes()
+    cut = next(off for off, _p in reversed(logframe.parse(whole).frames))  # the last record's start
+    os.truncate(log, cut)
+    got: list[list[outbox.Entry]] = []
+    t = threading.Thread(target=lambda: got.append(ob.read(None)[0]), daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "the read hung"
+    assert _keys(got[0]) == [("l", s) for s in range(1, 39)]
+    ob.close()
