@@ -337,7 +337,7 @@ class Outbox:
             # It holds no record, only part of a checkpoint: gone, so a
             # later roll can take its number (O_EXCL).
             os.close(fd)
-            self._log(seg).unlink(missing_ok=True)
+            os.unlink(self._log(seg))
             raise
         self._fsync_dir()
         if self._fd >= 0:
