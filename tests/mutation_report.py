@@ -459,6 +459,11 @@ EQUIVALENT = {
     (
         "gateway/outbox.py",
         "xǁOutboxǁread",
+        "while len(out) < limit and off <= size:",
+    ): "at off == size the read asks for 0 bytes, gets b'' and stops on the empty chunk: one more call",
+    (
+        "gateway/outbox.py",
+        "xǁOutboxǁread",
         'want = logframe.HEAD + int.from_bytes(chunk[3:6], "big")',
     ): "a frame is at most 1 MiB (logframe.MAX_FRAME): the top byte of its length is always 0",
     (

@@ -600,6 +600,33 @@ def test_a_roll_that_cannot_write_its_checkpoint_takes_the_batch_and_rolls_later
     assert _keys(Outbox(tmp_path, fsync=False).pending()) == [("l", s) for s in range(1, 31)]
 
 
+def test_a_roll_failure_without_an_os_message_names_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OSError raised without errno text (a filesystem layer's own): the
+    warning names its type, not "None"."""
+    import logging
+
+    ob = Outbox(tmp_path, segment_bytes=400, fsync=False)
+    real = ob._write_all
+    failed = [False]
+
+    def write_all(fd: int, data: bytes | bytearray) -> None:
+        if fd != ob._fd and not failed[0]:
+            failed[0] = True
+            raise BlockingIOError()
+        real(fd, data)
+
+    monkeypatch.setattr(ob, "_write_all", write_all)
+    with caplog.at_level(logging.WARNING, logger=outbox.log.name):
+        assert ob.append(_recs("l", 1, 30, size=20)) == [True] * 29
+    assert failed[0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "outbox: cannot start a new segment (BlockingIOError); the current one grows until it can"
+    ]
+    ob.close()
+
+
 def test_the_recovery_warning_names_every_file_it_repaired(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -205,6 +205,25 @@ def test_zero_and_erased_tails_do_not_stop_the_lock():
         assert reasons[-2:] == ["journal-damage", "ok"] and r.seq > 6
 
 
+def test_files_named_almost_like_segments_are_left_alone():
+    # Only "j" + digits + ".log" is a segment: a name with a letter among
+    # its digits (a copy, a stray upload) must neither stop the lock at
+    # boot nor be read, numbered or deleted as one.
+    d = _dir()
+    j = Journal(FlashFS(d), "lock-1")
+    for i in range(3):
+        _rec(j, i)
+    for name in ("jx0001.log", "j0000x.log", "j00a01.log", "j.log", "jj00001.log"):
+        _fill(d, name, b"not a segment")
+    j2 = Journal(FlashFS(d), "lock-1")
+    assert [r.seq for r in j2.pending(100)] == [1, 2, 3]
+    assert _rec(j2, 9).seq == 4
+    j2.ack([1, 2, 3, 4])
+    assert j2.backlog() == 0
+    for name in ("jx0001.log", "j0000x.log", "j00a01.log", "j.log", "jj00001.log"):
+        assert _get(d, name) == b"not a segment"
+
+
 def test_damaged_meta_does_not_stop_the_lock():
     for junk in (b"", b"\x00" * 12, b"\xff" * 30, b"\x82\x01", b"junk that is not a frame"):
         d = _dir()
