@@ -350,7 +350,7 @@ def load_gallery(g: Gallery, st: biostore.State, cache: FeatureCache | None = No
             hit = saved.get(featurecache.digest(tpl))
             used += hit is not None
             if hit is not None:
-                g.enrol(f"{person}/{pos}", hit[0], hit[1])
+                g.enrol_saved(f"{person}/{pos}", hit)
             else:
                 g.enrol(f"{person}/{pos}", tpl)
     if cache is not None and (used != st.templates() or len(saved) != used):

@@ -135,8 +135,10 @@ class Office:
         now: int,
     ) -> str:
         """Check identity, record consent, store templates; returns the
-        person id. Refusals: unknown-tenant, identity-mismatch, no-consent,
-        invalid-template."""
+        person id. `templates`: (finger position, ISO record) per press; a
+        finger pressed more than once keeps every press, as the views of one
+        record (at most four). Refusals: unknown-tenant, identity-mismatch,
+        no-consent, invalid-template."""
         acct = self.db["tenants"].get(tenant)
         if acct is None:
             raise OfficeError("unknown-tenant", f"no tenant account {tenant!r}")
@@ -146,9 +148,16 @@ class Office:
             raise OfficeError("no-consent", "consent needs a purpose and a scope")
         if not templates:
             raise OfficeError("invalid-template", "no template taken")
+        # Several presses of one finger become the views of one record: the
+        # gate enrols each (a mate is compared with every press taken).
+        presses: dict[int, list[bytes]] = {}
         for pos, tpl in templates:
+            presses.setdefault(pos, []).append(tpl)
+        merged: dict[int, bytes] = {}
+        for pos, tpls in presses.items():
             try:
-                iso19794.parse(tpl)
+                merged[pos] = iso19794.merge(tpls, pos) if len(tpls) > 1 else tpls[0]
+                iso19794.parse(merged[pos])
             except iso19794.TemplateError as e:
                 raise OfficeError("invalid-template", f"finger {pos}: {e}") from None
         pid = self.person_id(tenant)
@@ -159,7 +168,7 @@ class Office:
         # old ones able to open it.
         seen = pid in self.db["templates"] or any(o["person"] == pid for o in self.db["ops"])
         op = "replace" if seen else "add"
-        self.db["templates"][pid] = {pos: tpl for pos, tpl in templates}
+        self.db["templates"][pid] = merged
         self._new_op(self.db, op, pid, tenant, now)
         self._save()
         return pid
@@ -239,8 +248,10 @@ class Office:
                 for k, chunk in enumerate(chunks):
                     op = p["op"] if k == 0 else "add"  # a person's 5th finger onwards: further adds
                     idxs.append(len(entries))
+                    # The gate enrols every view of a record; a lock gets the
+                    # first (its entries are sized for one view a finger).
                     m = lockentry.plain(lock, bid, seq, len(entries), op, pid, now + BUNDLE_DAYS * 86400,
-                                        [(int(f), t) for f, t in chunk])  # fmt: skip
+                                        [(int(f), iso19794.first_view(t)) for f, t in chunk])  # fmt: skip
                     entries.append(lockentry.seal_entry(key, m, now))
                 p["entries"][bid.hex()] = idxs
         data = bundle.build(bundle.Payload(ops, per_lock), self.signer, gateway_public, seq, self.site, now,

@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.office_verb == "enrol":
             tpls = [(int(pos), Path(f).read_bytes()) for pos, f in (t.split("=", 1) for t in args.template)]
             pid = o.enrol(args.id, args.document, args.name, tpls, args.purpose, args.scope, now)
-            print(f"enrolled {args.id} as {pid}: {len(tpls)} template(s), consent recorded")
+            fingers = len({p for p, _t in tpls})
+            print(
+                f"enrolled {args.id} as {pid}: {len(tpls)} press(es) of {fingers} finger(s), consent recorded"
+            )
         elif args.office_verb == "delete":
             pid = o.delete_person(args.id, args.why, now)
             print(f"{args.id} ({pid}) deleted here; the deletion goes out with the next export")
@@ -103,7 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ("--scope", "the consent's scope, as the person agreed it"),
     ):
         e.add_argument(a, required=True, help=what)
-    e.add_argument("--template", action="append", required=True, help="FINGER=ISO_19794_2_FILE")
+    press = "FINGER=ISO_19794_2_FILE, once per press (a finger pressed again keeps both)"
+    e.add_argument("--template", action="append", required=True, help=press)
     d = v.add_parser("delete", help="consent withdrawn or moved out")
     d.add_argument("--id", required=True, help="the person whose templates are deleted everywhere")
     d.add_argument("--why", default="move-out", help="recorded reason (default move-out)")

@@ -175,6 +175,41 @@ def test_identity_check_and_consent_come_before_any_template(rig: Rig) -> None:
     assert rig.office.enrol(t.id, t.document, " ana  LIMA ", [(1, iso(0, 0))], "door access", "site", NOW)
 
 
+def test_a_finger_pressed_three_times_is_three_templates_at_the_gate_and_one_at_the_lock(
+    rig: Rig, tmp_path: Path
+) -> None:
+    t = TENANTS[0]
+    presses = [(1, iso(0, 0)), (1, iso(0, 1)), (1, iso(0, 2)), (6, iso(10, 0))]
+    rig.office.enrol(t.id, t.document, t.name, presses, "door access", "gate and door", NOW)
+    rig.office.export(rig.stick, rig.key.public_blob(), NOW)
+    [rep] = rig.insert_and_import()
+    assert rep.result == "imported" and rep.counts["added"] == 2  # two fingers...
+    assert len(rig.gallery) == 4  # ...of four templates: finger 1's three presses, finger 6's one
+    pid = Office.person_id(t.id)
+    rec = iso19794.parse(rig.store.state.persons[pid][1])
+    assert [(v.finger_position, v.view_number) for v in rec.views] == [(1, 0), (1, 1), (1, 2)]
+    m = rig.gallery.identify(iso(0, 3))
+    assert m is not None and m.ref == pid + "/1"
+    # The lock's entry holds the first press only (its entries are sized for one).
+    core, emu, fp = _lock(tmp_path, "lock-1")
+    [(_bid, _idx, sealed)] = rig.store.state.pending["lock-1"]
+    assert core.load_entry(fp, sealed, NOW, 1)[0] == "ok"
+    assert [len(iso19794.parse(tp).views) for tp in emu.library.values()] == [1, 1]
+    assert (
+        iso19794.parse(emu.library[min(emu.library)]).views[0].minutiae.tolist()
+        == rec.views[0].minutiae.tolist()
+    )
+    emu.finger = iso(0, 4)
+    assert core.finger(fp, NOW, 2) == "ok"
+    # Presses from two sensors, or more than four, are not one finger's record.
+    other = fpg.impression(fpg.master(0, 21), 1, 21)
+    wide = iso19794.single(other.minutiae, other.width + 40, other.height)
+    for bad in ([(1, iso(0, 0)), (1, wide)], [(1, iso(0, i)) for i in range(5)]):
+        with pytest.raises(OfficeError) as e:
+            rig.office.enrol(t.id, t.document, t.name, bad, "door access", "gate and door", NOW)
+        assert e.value.reason == "invalid-template"
+
+
 def test_every_bad_bundle_is_refused_with_its_reason_and_changes_nothing(
     rig: Rig, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -45,8 +45,8 @@ def _rows(g: Gallery) -> dict[str, bytes]:
     """What the gallery keeps, comparable: equal rows score alike."""
     out = {}
     for ref in g.refs():
-        f = g.stored(ref)[0]
-        out[ref] = f.xy.tobytes() + f.theta.tobytes() + f.bits.tobytes() + f.mask.tobytes()
+        out[ref] = b"".join(f.xy.tobytes() + f.theta.tobytes() + f.bits.tobytes() + f.mask.tobytes()
+                            for f in g.stored(ref))  # fmt: skip
     return out
 
 
@@ -64,13 +64,13 @@ def test_a_gallery_from_the_cache_is_the_gallery_from_the_records(
     assert cache.path.exists() and oct(cache.path.stat().st_mode & 0o777) == "0o600"
     assert len(cache.load()) == 12
     extracted: list[int] = []
-    real = gallery.features_of
+    real = gallery.views_of
 
-    def counted(r: bytes) -> mcc.Features:
+    def counted(r: bytes) -> list[mcc.Features]:
         extracted.append(1)
         return real(r)
 
-    monkeypatch.setattr(gallery, "features_of", counted)
+    monkeypatch.setattr(gallery, "views_of", counted)
     keyed: list[int] = []
     real_keys = index.gallery_keys
 
@@ -98,8 +98,27 @@ def test_a_gallery_from_the_cache_is_the_gallery_from_the_records(
         person = ref.split("/")[0]
         want = gallery_keys(gallery._Store.quantised(gallery.features_of(st.persons[person][1])))
         o = np.argsort(want[0], kind="stable")
-        saved = cache.load()[featurecache.digest(st.persons[person][1])][1]
+        saved = cache.load()[featurecache.digest(st.persons[person][1])][0][1]
         assert all(np.array_equal(x[o], y) for x, y in zip(want, saved, strict=True))
+
+
+def test_every_view_of_a_record_is_cached_and_comes_back(cache: FeatureCache) -> None:
+    """An enrolment of several presses (the views of one record) is as many
+    templates, and a restart takes all of them from the cache, in order."""
+    st = biostore.State()
+    for f in range(4):
+        ims = [fpg.impression(fpg.master(f, 31), i, 31) for i in range(f % 3 + 1)]
+        st.persons[f"p-{f}"] = {
+            1: iso19794.impressions([im.minutiae for im in ims], ims[0].width, ims[0].height)
+        }
+    fresh = Gallery()
+    load_gallery(fresh, st, cache)
+    assert len(fresh) == 1 + 2 + 3 + 1
+    assert [len(v) for v in cache.load().values()] == [1, 2, 3, 1]
+    again = Gallery()
+    load_gallery(again, st, cache)
+    assert _rows(again) == _rows(fresh) and len(again) == len(fresh)
+    assert _decisions(again, 4) == _decisions(fresh, 4)
 
 
 def test_quantised_features_enrol_to_the_same_rows() -> None:

@@ -8,10 +8,11 @@ features, so it gets the store's protection: AES-256-GCM under the same
 at-rest key, 0600, replaced atomically, and rewritten after every import
 so a deleted person's features do not stay on disk.
 
-Plaintext: CBOR [version tag, {SHA-256 of the ISO record: [width, height,
+Plaintext: CBOR [version tag, {SHA-256 of the ISO record: [[width, height,
 xy float32 (n, 2), theta float32 (n,), bits uint64 (n, ND), mask uint64
-(n,), index keys uint32, pair directions uint8, first minutiae uint8]}],
-the arrays little-endian. The index's keys are kept too: computing them is
+(n,), index keys uint32, pair directions uint8, first minutiae uint8],
+...]}], one entry per view the gallery enrolled from the record, the
+arrays little-endian. The index's keys are kept too: computing them is
 most of an enrolment's cost once the cylinders are known. The version tag
 names the feature and index parameters; a cache of others is ignored,
 never mixed in.
@@ -29,7 +30,7 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.biometrics import index, mcc
+from gateway.biometrics import index, iso19794, mcc
 from gateway.store import FILE_MODE, atomic_write
 
 log = logging.getLogger("lockedge.gallery")
@@ -38,7 +39,7 @@ AAD = b"lockedge gallery features v1"
 # Everything extract() reads: features built with other values are others.
 TAG = hashlib.sha256(
     repr(
-        (2, mcc.R, mcc.NS, mcc.ND, mcc.SIGMA_S, mcc.SIGMA_D, mcc.MU_PSI, mcc.OMEGA, mcc.MIN_VALID_CELLS,
+        (3, mcc.R, mcc.NS, mcc.ND, mcc.SIGMA_S, mcc.SIGMA_D, mcc.MU_PSI, mcc.OMEGA, mcc.MIN_VALID_CELLS,
          mcc.MIN_NEIGHBOURS, mcc.MAX_MINUTIAE, index.NEIGHBOURS, index.MIN_DIST, index.MAX_DIST,
          index.DIST_BIN, index.ANGLE_BINS)
     ).encode()
@@ -50,7 +51,7 @@ def digest(record: bytes) -> bytes:
 
 
 Keys = tuple[np.ndarray, np.ndarray, np.ndarray]
-Saved = tuple[mcc.Features, Keys]
+Saved = tuple[mcc.Features, Keys]  # one enrolled view
 
 
 def _encode(f: mcc.Features, keys: Keys) -> list[object]:
@@ -99,9 +100,10 @@ class FeatureCache:
         self.path = path
         self._aead = AESGCM(key)
 
-    def load(self) -> dict[bytes, Saved]:
-        """The saved features by record digest; empty (and a warning) when
-        the file is missing, damaged or of other features."""
+    def load(self) -> dict[bytes, list[Saved]]:
+        """The saved features by record digest, a list of views each; empty
+        (and a warning) when the file is missing, damaged or of other
+        features."""
         try:
             blob = self.path.read_bytes()
         except FileNotFoundError:
@@ -121,14 +123,16 @@ class FeatureCache:
             for d, v in entries.items():
                 if not isinstance(d, bytes) or len(d) != 32:
                     raise ValueError("digest")
-                out[d] = _decode(v)
+                if not isinstance(v, list) or not 1 <= len(v) <= iso19794.MAX_VIEWS:
+                    raise ValueError("views")
+                out[d] = [_decode(x) for x in v]
             return out
         except (InvalidTag, ValueError, TypeError, cbor2.CBORDecodeError):
             # Damage or another key: the store is the truth, this is derived.
             log.warning("gallery feature cache damaged: rebuilding from the store")
             return {}
 
-    def save(self, features: dict[bytes, Saved]) -> None:
-        plain = cbor2.dumps([TAG, {d: _encode(f, k) for d, (f, k) in features.items()}])
+    def save(self, features: dict[bytes, list[Saved]]) -> None:
+        plain = cbor2.dumps([TAG, {d: [_encode(f, k) for f, k in views] for d, views in features.items()}])
         nonce = os.urandom(12)
         atomic_write(self.path, nonce + self._aead.encrypt(nonce, plain, AAD), FILE_MODE)

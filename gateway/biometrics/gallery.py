@@ -79,10 +79,23 @@ class Match:
 
 
 def features_of(record: bytes) -> mcc.Features:
-    """Parse an ISO record and extract the features of its first view."""
+    """Parse an ISO record and extract the features of its first view (a
+    probe: the press being decided)."""
     rec = iso19794.parse(record)
     v = rec.views[0]
     return mcc.extract(v.minutiae, rec.width, rec.height)
+
+
+def views_of(record: bytes) -> list[mcc.Features]:
+    """Parse an ISO record and extract the features of every view of its
+    first view's finger (an enrolment: ISO/IEC 19794-2 carries several
+    impressions of one finger as views of one record, up to four here).
+    Each is enrolled as a template of its own, so a mate is compared with
+    every impression taken and scores by the one it was pressed most like;
+    a view of another finger position is not this finger's and is left out."""
+    rec = iso19794.parse(record)
+    pos = rec.views[0].finger_position
+    return [mcc.extract(v.minutiae, rec.width, rec.height) for v in rec.views if v.finger_position == pos]
 
 
 class _Store:
@@ -228,16 +241,27 @@ class Gallery:
 
     def enrol(self, ref: str, template: bytes | mcc.Features,
               keys: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:  # fmt: skip
-        """`keys`: the index's keys of these (quantised) features, when
-        saved with them (featurecache.py); computed otherwise."""
-        f = features_of(template) if isinstance(template, (bytes, bytearray)) else template
-        f = _Store.quantised(f)
-        with self._lock:
-            tid = self._store.add(f)
-            self._refs.append(ref)
-            self._by_ref.setdefault(ref, []).append(tid)
-            self._index.add(tid, f, keys)
-        return tid
+        """Enrol an ISO record (every view of its finger: views_of) or one
+        view's features under `ref`; returns how many templates that added.
+        `keys`: the index's keys of these (quantised) features, when saved
+        with them (featurecache.py); computed otherwise."""
+        views = views_of(template) if isinstance(template, (bytes, bytearray)) else [template]
+        views = [_Store.quantised(f) for f in views]
+        with self._lock:  # a ref's views go in together
+            for f in views:
+                tid = self._store.add(f)
+                self._refs.append(ref)
+                self._by_ref.setdefault(ref, []).append(tid)
+                self._index.add(tid, f, keys)
+        return len(views)
+
+    def enrol_saved(
+        self, ref: str, saved: list[tuple[mcc.Features, tuple[np.ndarray, np.ndarray, np.ndarray]]]
+    ) -> int:
+        """Enrol `ref`'s templates as saved_form() gave them (one per view)."""
+        for f, keys in saved:
+            self.enrol(ref, f, keys)
+        return len(saved)
 
     def remove(self, ref: str) -> int:
         """Forget every template enrolled under `ref`; returns how many."""
@@ -252,28 +276,31 @@ class Gallery:
 
     def stored(self, ref: str) -> list[mcc.Features]:
         """The features kept for `ref`, as enrolled (quantised)."""
-        out = []
         with self._lock:
-            for t in self._by_ref.get(ref, []):
-                b = self._store.take(np.array([t]))
-                n = int(b.count[0])
-                w, h = (int(v) for v in b.size[0])
-                out.append(mcc.Features(b.xy[0, :n].copy(), b.theta[0, :n].copy(), b.bits[0, :n].copy(),
-                                        b.mask[0, :n].copy(), w, h))  # fmt: skip
-        return out
+            return [self._stored(t) for t in self._by_ref.get(ref, [])]
 
-    def saved_form(self) -> dict[str, tuple[mcc.Features, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        """Per reference, its first template's stored features and index
-        keys, as the feature cache keeps them (featurecache.py)."""
-        with self._lock:
-            keys = self._index.keys_by_template()
-            firsts = {ref: tids[0] for ref, tids in self._by_ref.items() if tids}
+    def _stored(self, t: int) -> mcc.Features:
+        b = self._store.take(np.array([t]))
+        n = int(b.count[0])
+        w, h = (int(v) for v in b.size[0])
+        return mcc.Features(b.xy[0, :n].copy(), b.theta[0, :n].copy(), b.bits[0, :n].copy(),
+                            b.mask[0, :n].copy(), w, h)  # fmt: skip
+
+    def saved_form(self) -> dict[str, list[tuple[mcc.Features, tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
+        """Per reference, every template's stored features and index keys,
+        in enrolment order, as the feature cache keeps them (featurecache.py)."""
         none = (
             np.zeros(0, np.int64),
             np.zeros(0, np.uint8),
             np.zeros(0, np.uint8),
         )  # a template with no pairs
-        return {ref: (self.stored(ref)[0], keys.get(t, none)) for ref, t in firsts.items()}
+        with self._lock:
+            keys = self._index.keys_by_template()
+            return {
+                ref: [(self._stored(t), keys.get(t, none)) for t in tids]
+                for ref, tids in self._by_ref.items()
+                if tids
+            }
 
     def refs(self) -> list[str]:
         with self._lock:

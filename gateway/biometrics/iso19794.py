@@ -288,3 +288,40 @@ def single(minutiae: np.ndarray, width: int, height: int, finger_position: int =
     """One finger view as a record: what the office stores per finger."""
     view = FingerView(np.asarray(minutiae, float), finger_position)
     return write(MinutiaeRecord(width, height, views=[view], version=version))
+
+
+def impressions(views: list[np.ndarray], width: int, height: int, finger_position: int = 0,
+                version: bytes = V2005) -> bytes:  # fmt: skip
+    """Several impressions of one finger as the views of one record (view
+    numbers 0, 1, ...): an enrolment that took more than one press."""
+    vs = [FingerView(np.asarray(m, float), finger_position, k) for k, m in enumerate(views)]
+    return write(MinutiaeRecord(width, height, views=vs, version=version))
+
+
+def merge(records: list[bytes], finger_position: int) -> bytes:
+    """Presses of one finger, each a record, as one record of their views
+    (renumbered 0, 1, ...; the finger position set to the one they were
+    taken for). TemplateError if one does not parse, their image sizes
+    differ (not one sensor) or there are more than MAX_VIEWS views."""
+    recs = [parse(r) for r in records]
+    if len({(r.width, r.height) for r in recs}) != 1:
+        raise TemplateError("presses of one finger must come from one sensor (image sizes differ)")
+    views = [v for r in recs for v in r.views]
+    if len(views) > MAX_VIEWS:
+        raise TemplateError(f"{len(views)} finger views (1..{MAX_VIEWS} supported)")
+    out = [
+        FingerView(v.minutiae, finger_position, k, v.impression_type, v.quality) for k, v in enumerate(views)
+    ]
+    version = V2011 if recs[0].version == V2011 else V2005  # afis's variant is read, not written
+    return write(MinutiaeRecord(recs[0].width, recs[0].height, recs[0].res_x, recs[0].res_y, out, version))
+
+
+def first_view(record: bytes) -> bytes:
+    """The record with its first view only (unchanged when it has one): what
+    a unit lock gets, whose entries hold at most MAX_TEMPLATE bytes a finger
+    (protocol/seal.py)."""
+    rec = parse(record)
+    if len(rec.views) == 1:
+        return record
+    version = V2011 if rec.version == V2011 else V2005  # afis's variant is read, not written
+    return write(MinutiaeRecord(rec.width, rec.height, rec.res_x, rec.res_y, rec.views[:1], version))
