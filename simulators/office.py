@@ -149,7 +149,7 @@ class Office:
         if not templates:
             raise OfficeError("invalid-template", "no template taken")
         # Several presses of one finger become the views of one record: the
-        # gate enrols each (a mate is compared with every press taken).
+        # gate decides the finger on every press taken (gallery.fused).
         presses: dict[int, list[bytes]] = {}
         for pos, tpl in templates:
             presses.setdefault(pos, []).append(tpl)

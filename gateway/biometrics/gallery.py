@@ -3,26 +3,30 @@
 Templates arrive as ISO/IEC 19794-2 records (from imported bundles); only
 their features are kept (gateway/biometrics/mcc.py), in compact unpadded
 rows (_Store: about 2.7 KB for a template of 50 minutiae), plus the pair
-index (index.py, about 1 KB). Identification: the index
-proposes CANDIDATES templates (at least, or CANDIDATE_SHARE of the
-gallery), the full matcher scores them, and the best is accepted if its
-score reaches the threshold.
+index (index.py, about 1 KB). A record may carry several presses of one
+finger (views): each is a template, and the finger is decided on all of
+them together. Identification: the index proposes CANDIDATES templates
+(at least, or CANDIDATE_SHARE of the gallery), the full matcher scores the
+press against every view of each proposed finger, the scores are fused
+per finger (their mean), and the finger that clears its threshold by most
+is accepted.
 
 The threshold is set for identification, not verification: from a target
 false-positive identification rate per attempt (FPIR: the chance that a
 never-enrolled finger is accepted as someone), for the gallery's size at
-the time of the attempt, so it rises as the gallery grows. A stranger's
-best score is the best of the comparisons the gate made for it, and the
-index picks the likeliest, so it is bounded by a union over every enrolled
-template: FPIR <= N x FMR(t). The threshold is the score whose impostor
-FMR is FPIR / N on the impostor tail measured by bench/matcher_bench.py:
-TAIL lists the score reached by FMR 1e-2, 1e-3 and 1e-4 (the highest
-over the generator's tiers; a decade counts when at least ten impostor
-scores lie above it), read between them in decades, and past the last
-continued at its steepest step (docs/matcher.md says how far that reaches
-and what checks it). THRESHOLD_FMR_1E4
-is that tail's 1:1 threshold at FMR 1e-4 (the lock module's emulation uses
-it: a lock's library is a household, not a site).
+the time of the attempt, so it rises as the gallery grows. A stranger is
+compared with some of the enrolled fingers, and the index picks the
+likeliest, so the chance that any clears its threshold is bounded by a
+union over every enrolled finger: FPIR <= N x FMR(t). A finger's threshold
+is the fused score whose impostor FMR is FPIR / N on the impostor tail
+measured by bench/matcher_bench.py for its number of views: TAIL lists
+the score reached by FMR 1e-2, 1e-3 and 1e-4 (the highest over the
+generator's tiers; a decade counts when at least ten impostor scores lie
+above it), read between them in decades, and past the last continued at
+its steepest step (docs/matcher.md says how far that reaches and what
+checks it). THRESHOLD_FMR_1E4
+is the one-view tail's 1:1 threshold at FMR 1e-4 (the lock module's
+emulation uses it: a lock's library is a household, not a site).
 
 Nothing here logs or returns template data; a result names the enrolled
 reference (a pseudonymous person id and finger) and the score.
@@ -42,29 +46,48 @@ from gateway.biometrics.index import Index
 
 CANDIDATES = 50
 CANDIDATE_SHARE = 0.002
-# The impostor score tail, measured (bench/matcher_bench.py "impostor tail",
-# seed 10, the bench's SEED + 3, 489,300 comparisons per tier; the highest of
-# the four tiers, here easy's; docs/matcher.md).
-TAIL = ((2, 0.0140), (3, 0.0192), (4, 0.0252))  # (decades: FMR 10^-e, score)
+# The impostor score tails, measured (bench/matcher_bench.py "impostor
+# tail", seed 10, the bench's SEED + 3, 489,300 comparisons per tier; the
+# highest of the four tiers; docs/matcher.md), one per number of views a
+# finger has enrolled: its score is fused over them (fused), and a mean of
+# several chance scores has a lighter tail than one.
+Tail = tuple[tuple[int, float], ...]  # (decades: FMR 10^-e, score)
+TAIL: dict[int, Tail] = {
+    1: ((2, 0.0140), (3, 0.0192), (4, 0.0256)),
+    2: ((2, 0.0122), (3, 0.0160), (4, 0.0198)),
+    3: ((2, 0.0116), (3, 0.0150), (4, 0.0185)),
+    4: ((2, 0.0113), (3, 0.0145), (4, 0.0177)),
+}
 FPIR = 1e-4  # default target per attempt; [biometrics] fpir in gateway.toml
 
 
-def tail_score(fmr: float) -> float:
-    """The impostor score reached by a share `fmr` of comparisons: TAIL
-    read linearly in decades, past its end at its steepest step."""
-    e = max(-math.log10(fmr), TAIL[0][0])
-    for (e0, s0), (e1, s1) in itertools.pairwise(TAIL):
+def fused(view_scores: np.ndarray) -> float:
+    """A finger's score from the scores of a press against each of its
+    enrolled views: their mean. A mate pressed like one view scores well on
+    the others too; a stranger's chance match with one view is diluted by
+    the rest (the max would keep the best chance of K)."""
+    return float(np.mean(view_scores))
+
+
+def tail_score(fmr: float, views: int = 1) -> float:
+    """The fused impostor score reached by a share `fmr` of comparisons
+    with a finger of `views` views: its TAIL read linearly in decades,
+    past its end at its steepest step."""
+    tail = TAIL[min(max(views, 1), len(TAIL))]
+    e = max(-math.log10(fmr), tail[0][0])
+    for (e0, s0), (e1, s1) in itertools.pairwise(tail):
         if e <= e1:
             return s0 + (s1 - s0) * (e - e0) / (e1 - e0)
-    step = max((s1 - s0) / (e1 - e0) for (e0, s0), (e1, s1) in itertools.pairwise(TAIL))
-    return TAIL[-1][1] + step * (e - TAIL[-1][0])
+    step = max((s1 - s0) / (e1 - e0) for (e0, s0), (e1, s1) in itertools.pairwise(tail))
+    return tail[-1][1] + step * (e - tail[-1][0])
 
 
-def threshold_for(enrolled: int, fpir: float = FPIR) -> float:
-    """The score a best match must reach so that a stranger is accepted
-    with probability at most `fpir` per attempt against `enrolled`
-    templates (union bound over the gallery, extrapolated tail)."""
-    return tail_score(fpir / max(enrolled, 1))
+def threshold_for(enrolled: int, fpir: float = FPIR, views: int = 1) -> float:
+    """The fused score a finger of `views` views must reach so that a
+    stranger is accepted with probability at most `fpir` per attempt
+    against `enrolled` fingers (union bound over the fingers, extrapolated
+    tail)."""
+    return tail_score(fpir / max(enrolled, 1), views)
 
 
 THRESHOLD_FMR_1E4 = tail_score(1e-4)
@@ -90,9 +113,9 @@ def views_of(record: bytes) -> list[mcc.Features]:
     """Parse an ISO record and extract the features of every view of its
     first view's finger (an enrolment: ISO/IEC 19794-2 carries several
     impressions of one finger as views of one record, up to four here).
-    Each is enrolled as a template of its own, so a mate is compared with
-    every impression taken and scores by the one it was pressed most like;
-    a view of another finger position is not this finger's and is left out."""
+    Each is enrolled as a template of its own and the finger is decided on
+    all of them (identify, fused); a view of another finger position is
+    not this finger's and is left out."""
     rec = iso19794.parse(record)
     pos = rec.views[0].finger_position
     return [mcc.extract(v.minutiae, rec.width, rec.height) for v in rec.views if v.finger_position == pos]
@@ -233,11 +256,15 @@ class Gallery:
         return len(self._refs) - self._refs.count(None)
 
     @property
-    def threshold(self) -> float:
-        """The score the best candidate must reach now."""
+    def fingers(self) -> int:
+        """Enrolled fingers (references), each of one or more views."""
+        return len(self._by_ref)
+
+    def threshold(self, views: int = 1) -> float:
+        """The fused score a finger of `views` views must reach now."""
         if self._fixed is not None:
             return self._fixed
-        return threshold_for(len(self), self.fpir)
+        return threshold_for(self.fingers, self.fpir, views)
 
     def enrol(self, ref: str, template: bytes | mcc.Features,
               keys: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:  # fmt: skip
@@ -342,9 +369,16 @@ class Gallery:
             cand = self.candidates(p)
             if not len(cand):
                 return None
-            s = self.scores(p, cand)
-            best = int(np.argmax(s))
-            ref = self._refs[int(cand[best])]
-            if s[best] < self.threshold or ref is None:  # the threshold for today's size
-                return None
-            return Match(ref, float(s[best]), len(cand))
+            # A proposed finger is decided on every view enrolled for it,
+            # fused, against the threshold for its number of views.
+            refs = [r for r in dict.fromkeys(self._refs[int(t)] for t in cand) if r is not None]
+            tids = [self._by_ref[r] for r in refs]
+            s = self.scores(p, np.array([t for ts in tids for t in ts], dtype=np.int64))
+            best, margin, at = None, -math.inf, 0
+            for r, ts in zip(refs, tids, strict=True):
+                f = fused(s[at : at + len(ts)])
+                at += len(ts)
+                over = f - self.threshold(len(ts))  # the threshold for today's size
+                if over >= 0 and over > margin:
+                    best, margin = Match(r, f, len(cand)), over
+            return best
