@@ -48,9 +48,11 @@ CANDIDATES = 50
 CANDIDATE_SHARE = 0.002
 # The impostor score tails, measured (bench/matcher_bench.py "impostor
 # tail", seed 10, the bench's SEED + 3, 489,300 comparisons per tier; the
-# highest of the four tiers; docs/matcher.md), one per number of views a
-# finger has enrolled: its score is fused over them (fused), and a mean of
-# several chance scores has a lighter tail than one.
+# highest of the four tiers, easy's throughout; for one view also the higher
+# of this and the round before's measurement on other impressions;
+# docs/matcher.md), one per number of views a finger has enrolled: its
+# score is fused over them (fused), and a mean of several chance scores has
+# a lighter tail than one.
 Tail = tuple[tuple[int, float], ...]  # (decades: FMR 10^-e, score)
 TAIL: dict[int, Tail] = {
     1: ((2, 0.0140), (3, 0.0192), (4, 0.0256)),
