@@ -254,7 +254,7 @@ def _hard(finger: int, i: int) -> fpg.Impression:
     return fpg.tier_impression(fpg.master(finger, 5), i, 5, fpg.TIERS["hard"])
 
 
-def test_every_press_of_an_enrolment_is_a_template_and_mates_find_the_nearest() -> None:
+def test_every_press_of_an_enrolment_is_a_template_and_the_finger_is_decided_on_all() -> None:
     """An enrolment of several presses (the views of one ISO record) is as
     many templates under one ref, decided together: the union bound counts
     fingers, the threshold is the one for that many views, removal takes

@@ -376,11 +376,12 @@ class Gallery:
             refs = [r for r in dict.fromkeys(self._refs[int(t)] for t in cand) if r is not None]
             tids = [self._by_ref[r] for r in refs]
             s = self.scores(p, np.array([t for ts in tids for t in ts], dtype=np.int64))
+            need = {k: self.threshold(k) for k in {len(ts) for ts in tids}}  # for today's size
             best, margin, at = None, -math.inf, 0
             for r, ts in zip(refs, tids, strict=True):
                 f = fused(s[at : at + len(ts)])
                 at += len(ts)
-                over = f - self.threshold(len(ts))  # the threshold for today's size
+                over = f - need[len(ts)]
                 if over >= 0 and over > margin:
                     best, margin = Match(r, f, len(cand)), over
             return best
