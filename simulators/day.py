@@ -372,9 +372,7 @@ class Day:
         drain = time.monotonic() - t_back
         r.check(ok, "the backlog reached the cloud after the outage")
         cloud = r.cloud
-        delays = [
-            cloud.arrived[k] - rec.time for k, rec in dict(cloud.received).items() if rec.time >= t_down
-        ]
+        delays = [cloud.arrived[k] - rec.time for k, rec in cloud.records().items() if rec.time >= t_down]
         self.outage = {
             "simulated_minutes": 60,
             "backlog_records": backlog,
@@ -522,7 +520,7 @@ class Day:
         r.check(ok, "every record reached the cloud")
         produced, received = self.produced(), r.received()
         r.check(produced == received, f"records produced ({produced}) == received by the cloud ({received})")
-        recs = dict(cloud.received)
+        recs = cloud.records()
         for dev, exp in self.expect.items():
             got = [recs[k] for k in sorted(k for k in recs if k[0] == dev)]
             seqs = [g.seq for g in got]

@@ -358,13 +358,13 @@ def test_gateway_daemon_imports_from_the_stick_and_delivers_to_the_lock(tmp_path
                 f"no decision; lock faults {app and app.faults} ({app and app.last_fault})"
             ) from None
         wait_for(
-            lambda: any(k[0] == lid for k in cloud.received), what="the finger's pass record in the cloud"
+            lambda: any(k[0] == lid for k in cloud.records()), what="the finger's pass record in the cloud"
         )
-        rec = next(r for k, r in cloud.received.items() if k[0] == lid)
+        rec = next(r for k, r in cloud.records().items() if k[0] == lid)
         assert (rec.kind, rec.granted, rec.reason) == ("finger", True, "ok"), rec
         assert any(on for _t, on in sim.hal.strike_log)
-        wait_for(lambda: any(k[0] == GW for k in cloud.received), what="the import's audit record")
-        audit = next(r for k, r in cloud.received.items() if k[0] == GW)
+        wait_for(lambda: any(k[0] == GW for k in cloud.records()), what="the import's audit record")
+        audit = next(r for k, r in cloud.records().items() if k[0] == GW)
         assert audit.kind == "none" and audit.ref.startswith("b:") and audit.granted
         # The lock's delivery receipt came back through the gateway and the
         # cloud; with it and the stick's import receipt, the office shows the

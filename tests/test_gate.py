@@ -150,7 +150,7 @@ def test_gateway_daemon_runs_the_gate_and_uploads_its_records(
         assert gw.gate.keypad(code.keypad).granted
         assert not gw.gate.keypad("1234567890").granted
         wait_for(
-            lambda: s.cloud is not None and len([k for k in s.cloud.received if k[0] == "gate-A"]) == 2,
+            lambda: s.cloud is not None and len([k for k in s.cloud.records() if k[0] == "gate-A"]) == 2,
             what="gate records in the cloud",
         )
         assert s.cloud and s.cloud.received[("gate-A", 1)].granted

@@ -336,16 +336,16 @@ def test_wrong_codes_across_the_site_raise_one_durable_alarm(site: Site) -> None
     site.locks["lock-0000"].produce(4, batch=4, reason="wrong-code")
     site.locks["lock-0001"].produce(2, batch=2, reason="ok")
     wait_for(lambda: gw.stats.records_in >= 6, what="first records")
-    assert not any(r.reason == "site-brute-force" for r in site.cloud.received.values())
+    assert not any(r.reason == "site-brute-force" for r in site.cloud.records().values())
     site.locks["lock-0001"].produce(4, batch=4, reason="wrong-code")  # 8 wrong codes across two locks
     wait_for(
         lambda: (
             site.cloud is not None
-            and any(r.reason == "site-brute-force" for r in site.cloud.received.values())
+            and any(r.reason == "site-brute-force" for r in site.cloud.records().values())
         ),
         what="the site alarm",
     )
     site.locks["lock-0002"].produce(3, batch=3, reason="wrong-code")
     wait_for(lambda: gw.stats.records_in >= 13, what="more wrong codes")
-    alarms = [r for r in site.cloud.received.values() if r.reason == "site-brute-force"]
+    alarms = [r for r in site.cloud.records().values() if r.reason == "site-brute-force"]
     assert len(alarms) == 1 and alarms[0].ref.startswith("n") and not alarms[0].granted  # raised once

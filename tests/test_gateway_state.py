@@ -106,10 +106,10 @@ def test_import_while_the_daemon_runs_is_done_by_the_daemon(tmp_path: Path) -> N
         assert len(s.gateway.bio.gallery) == 1  # the daemon imported it into its own gallery
         lk.produce(30, batch=10)  # and keeps uploading afterwards
         wait_for(
-            lambda: s.cloud is not None and len([k for k in s.cloud.received if k[0] == lid]) == 60,
+            lambda: s.cloud is not None and len([k for k in s.cloud.records() if k[0] == lid]) == 60,
             what="records after the import",
         )
-        wait_for(lambda: s.cloud is not None and any(k[0] == GW for k in s.cloud.received), what="audit")
+        wait_for(lambda: s.cloud is not None and any(k[0] == GW for k in s.cloud.records()), what="audit")
     finally:
         s.close()
 
@@ -133,7 +133,7 @@ def test_a_gateway_whose_state_files_are_damaged_still_starts_and_says_so(tmp_pa
         assert gw.state_damaged == 2
         wait_for(
             lambda: (
-                s.cloud is not None and any(r.reason == "state-damaged" for r in s.cloud.received.values())
+                s.cloud is not None and any(r.reason == "state-damaged" for r in s.cloud.records().values())
             ),
             what="the state-damaged record in the cloud",
         )

@@ -272,7 +272,7 @@ def test_from_tickets_to_a_running_site_as_the_install_guide_walks_it(walk: dict
         log_ = sim.hal.strike_log
         wait_for(lambda: any(on for _t, on in log_), what=f"{sim.id} opened")  # noqa: B023
     wait_for(
-        lambda: {k[0] for k in rx.received} == {"lock-0001", "lock-0002"}, what="both records in the cloud"
+        lambda: {k[0] for k in rx.records()} == {"lock-0001", "lock-0002"}, what="both records in the cloud"
     )
 
     # Metrics, as node_exporter's textfile collector reads them.

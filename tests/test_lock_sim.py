@@ -41,7 +41,7 @@ def rig(tmp_path: Path) -> Iterator[tuple[Site, SimLock]]:
 
 def _cloud_records(s: Site, lid: str) -> list[tuple[int, bool, str]]:
     assert s.cloud
-    return [(k[1], r.granted, r.reason) for k, r in sorted(s.cloud.received.items()) if k[0] == lid]
+    return [(k[1], r.granted, r.reason) for k, r in sorted(s.cloud.records().items()) if k[0] == lid]
 
 
 def test_valid_code_opens_and_the_record_reaches_the_cloud(rig: tuple[Site, SimLock]) -> None:
@@ -99,7 +99,7 @@ def test_a_command_that_timed_out_never_runs_when_the_lock_comes_back(rig: tuple
     cloud = s.cloud
 
     def remote() -> list[str]:
-        return [r.ref for k, r in sorted(cloud.received.items()) if k[0] == sim.id and r.kind == "remote"]
+        return [r.ref for k, r in sorted(cloud.records().items()) if k[0] == sim.id and r.kind == "remote"]
 
     wait_for(lambda: "r-fresh" in remote(), what="the fresh command's record")
     assert remote() == ["r-fresh"]  # the late one never reached the lock
@@ -370,7 +370,7 @@ def test_a_stolen_lock_is_retired_and_its_keys_open_nothing(tmp_path: Path) -> N
         before = gw.stats.refused.get("bad-tag", 0)
         gw.inbox.put(Inbound("local", f"lock/{stolen}/rec", batch))
         wait_for(lambda: gw.stats.refused.get("bad-tag", 0) > before, what="the thief's batch refused")
-        assert not any(k[0] == stolen for k in s.cloud.received)  # nothing of the thief's reached the cloud
+        assert not any(k[0] == stolen for k in s.cloud.records())  # nothing of the thief's reached the cloud
         # A code minted with the thief's code key opens nothing at the replacement.
         from protocol.verifier import CodeVerifier
 
@@ -384,7 +384,7 @@ def test_a_stolen_lock_is_retired_and_its_keys_open_nothing(tmp_path: Path) -> N
         # The other lock is untouched: its records still flow.
         s.locks["lock-0000"].produce(3)
         cloud = s.cloud
-        wait_for(lambda: sum(1 for k in cloud.received if k[0] == "lock-0000") >= 3, what="the other lock")
+        wait_for(lambda: sum(1 for k in cloud.records() if k[0] == "lock-0000") >= 3, what="the other lock")
     finally:
         s.close()
 

@@ -170,6 +170,12 @@ class CloudReceiver:
             with self.lock:
                 self.refused.append(f"{msg.topic}: {e}")
 
+    def records(self) -> dict[tuple[str, int], record.PassRecord]:
+        """The records received so far, a copy taken under the receiver's
+        lock: the MQTT thread adds to `received` while callers iterate."""
+        with self.lock:
+            return dict(self.received)
+
     def _records(self, gw: str, payload: bytes) -> None:
         env = self.rx.open(payload)
         recs = record.batch_from_body(env.body)
