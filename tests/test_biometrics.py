@@ -396,6 +396,79 @@ def test_index_hashed_bound_keeps_the_mate_and_counts_exactly(monkeypatch: pytes
     assert np.all((bounded == exact) | (bounded == 0))
 
 
+def _lattice() -> mcc.Features:
+    """A degenerate template: minutiae on a 21-pixel lattice, all of one
+    direction, so its pairs repeat a few keys and a probe like it draws
+    hundreds of votes into one cell."""
+    g = np.stack(np.meshgrid(np.arange(8) * 21.0, np.arange(7) * 21.0), -1).reshape(-1, 2) + 100
+    xy = np.stack([g[:, 0], -g[:, 1]], 1).astype(np.float32)
+    n = len(xy)
+    return mcc.Features(xy, np.zeros(n, np.float32), np.zeros((n, mcc.ND), np.uint64), np.zeros(n, np.uint64),
+                        fpg.SENSOR_W, fpg.SENSOR_H)  # fmt: skip
+
+
+def _vote_gallery() -> tuple[Index, list[mcc.Features], np.ndarray, np.ndarray]:
+    ix = Index()
+    feats = [_feat(_imp(f, 0).minutiae) for f in range(120)] + [_lattice()]
+    for i, f in enumerate(feats):
+        ix.add(i, f)
+    first, xy = index_mod.positions(mcc.Batch.of(feats))
+    return ix, feats, first, xy
+
+
+def test_index_votes_do_not_depend_on_how_the_hits_are_passed_or_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The vote runs over a probe's hits in passes (a bounded working set)
+    # and counts its bounds in uint16 unless a template is heavy: neither
+    # may change a vote. Passes of 97 hits split lookups everywhere.
+    ix, feats, first, xy = _vote_gallery()
+    probes = [_feat(_imp(f, 2).minutiae) for f in (5, 77)] + [_feat(_imp(500, 0).minutiae), _lattice()]
+    monkeypatch.setattr(index_mod, "PRESELECT", 12)
+    for p in probes:
+        whole = ix.votes(p, len(feats), first, xy)
+        monkeypatch.setattr(index_mod, "HITS_PER_PASS", 97)
+        monkeypatch.setattr(index_mod, "NARROW_HITS", 0)  # uint32 counts
+        split = ix.votes(p, len(feats), first, xy)
+        monkeypatch.setattr(index_mod, "HITS_PER_PASS", 1 << 18)
+        monkeypatch.setattr(index_mod, "NARROW_HITS", 1 << 14)
+        assert np.array_equal(whole, split)
+    assert int(np.argmax(ix.votes(probes[-1], len(feats), first, xy))) == len(feats) - 1
+
+
+@pytest.mark.parametrize("narrow", [1 << 14, 0])
+def test_index_bounds_never_fall_below_the_exact_count(monkeypatch: pytest.MonkeyPatch, narrow: int) -> None:
+    # The preselection may pass a template over only for others whose
+    # bound is higher; a bound below a template's true best cell (a count
+    # that wrapped) would drop a mate unseen.
+    ix, feats, first, xy = _vote_gallery()
+    monkeypatch.setattr(index_mod, "NARROW_HITS", narrow)
+    monkeypatch.setattr(index_mod, "PRESELECT", 10**6)  # every template counted exactly
+    seen: list[np.ndarray] = []
+    real = Index._bounds
+
+    def kept(hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+        seen.append(real(hits, n))
+        return seen[-1]
+
+    monkeypatch.setattr(Index, "_bounds", staticmethod(kept))
+    ix.nbytes()  # folds the pending templates in
+    size = np.maximum(ix._pairs[: len(feats)], 1)
+    for p in [_feat(_imp(f, 1).minutiae) for f in (3, 60)] + [_lattice()]:
+        exact = np.rint(ix.votes(p, len(feats), first, xy) * np.sqrt(size))
+        assert np.all(seen[-1].astype(np.int64) >= exact)
+        assert exact.max() > 0
+
+
+def test_index_bound_of_a_template_past_sixteen_bits_of_votes_does_not_wrap() -> None:
+    # 70,000 votes in one cell of template 1 (more than a uint16 holds),
+    # in two passes, beside a template of few.
+    heavy = (np.ones(35_000, np.uint16), np.full(35_000, 7, np.uint32), np.full(35_000, 9, np.uint32))
+    light = (np.zeros(3, np.uint16), np.full(3, 7, np.uint32), np.full(3, 9, np.uint32))
+    bound = Index._bounds([heavy, light, heavy], 2)
+    assert bound[1] >= 70_000 and bound[0] >= 3
+
+
 def _one_template_index() -> tuple[mcc.Features, Callable[[mcc.Features], float]]:
     """A template, and the vote a probe gets from an index holding only it."""
     ix = Index()

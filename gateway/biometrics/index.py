@@ -27,8 +27,12 @@ matcher (gallery.py).
 
 A query reads only its own keys' buckets, and the full matcher runs on a
 bounded candidate list; the vote still grows with the gallery (the buckets
-do): about 18 ms per 1,000 enrolled templates here (bench/README.md),
-nearly all of it random reads of the hits' templates and hash slots. With
+do): about 10 ms per 1,000 enrolled templates here (bench/README.md),
+nearly all of it random reads of the hits' templates and hash slots. So
+the hits are taken in passes of HITS_PER_PASS (temporaries the size of a
+whole probe's millions of hits came as fresh pages from the allocator,
+whose faults doubled the slowest tenth of votes), and the hashed bound
+counts in uint16 (Index._bounds). With
 one grid, a mate with a small overlap could fall out of the hashed
 preselection in a large gallery (2 of 600 diagnostic probes at 50,000);
 with two, none of those 600 did and the bench's 1,000 probes at 50,000
@@ -50,6 +54,8 @@ no mate more of the 600 at 50,000, for four times the exact count's work.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from gateway.biometrics import mcc
@@ -66,6 +72,8 @@ SHIFT_BIN = 40.0  # pixels per translation cell of the vote
 SHIFT_CELLS = 32  # cells per axis (+/- 640 px)
 PRESELECT = 200  # templates whose hashed bound passes them to the exact count
 PRESELECT_SHARE = 0.02
+HITS_PER_PASS = 1 << 18  # a probe's hits handled at once (Index.votes says why)
+NARROW_HITS = 1 << 14  # hits of the heaviest template below which bounds count in uint16
 SOFT = 0.15  # share of a bin, at each edge, that also looks in the neighbour
 MAX_ROTATION = 64  # 256ths of a turn: 90 degrees, as mcc.DELTA_THETA
 _EXP = np.exp(1j * np.arange(256) * (2 * np.pi / 256)).astype(np.complex64)
@@ -249,20 +257,10 @@ class Index:
         q, qdir, qanchor = probe_keys(f)
         lo, hi = self._start[q], self._start[q + 1]
         n = hi - lo
-        total = int(n.sum())
-        if total == 0:
+        if int(n.sum()) == 0:
             return np.zeros(n_templates)
-        idx = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(total)
         # Rotations in 256ths of a turn, in uint8 so the difference wraps.
         q256 = (np.round((qdir % (2 * np.pi)) * (256 / (2 * np.pi))).astype(np.int64) % 256).astype(np.uint8)
-        dirs = self._dirs.take(idx)
-        rho = dirs - np.repeat(q256, n)
-        near = np.flatnonzero(_NEAR[rho])
-        if not len(near):
-            return np.zeros(n_templates)
-        # take() with one index array: boolean and 2-D fancy indexing cost
-        # twice as much on millions of hits.
-        idx, dirs, tid = idx.take(near), dirs.take(near), self._tids.take(idx.take(near))
         # Translation t = g - e^(i rho) p, and e^(i rho) p = e^(i g_dir)
         # (e^(-i q_dir) p): the bracket once per lookup, not per hit.
         pc = f.xy[qanchor].astype(np.float32).view(np.complex64)[:, 0] * np.exp(-1j * qdir).astype(
@@ -270,22 +268,18 @@ class Index:
         )
         # One 4-byte read per hit: the int16 pair viewed as an int32.
         packed = np.ascontiguousarray(xy, dtype=np.int16).view(np.int32)[:, 0]
-        row = first.take(tid.astype(np.int64)) + self._anchor.take(idx)
-        g = packed.take(row).view(np.int16).reshape(-1, 2).astype(np.float32).view(np.complex64)[:, 0]
-        t = g - _EXP[dirs] * np.repeat(pc, n).take(near)
-        # Every hit votes in both grids (module docstring).
-        rot = rho.take(near)
-        cells = [_cells(rot, t, 0), _cells(rot, t, 1)]
-        # Upper bound per template: counts in a hash table about twice the
-        # votes' number (uint32 multiplicative hashing of template and cell).
-        bits = int(min(25, max(12, np.ceil(np.log2(4 * len(tid))))))
-        tkey = tid.astype(np.uint32) * np.uint32(0x9E3779B1)
-        slots = [((tkey + c) * np.uint32(0x85EBCA6B)) >> np.uint32(32 - bits) for c in cells]
-        table = np.zeros(1 << bits, np.uint32)
-        for slot in slots:
-            np.add.at(table, slot, np.uint32(1))
-        bound = np.zeros(n_templates, np.uint32)
-        np.maximum.at(bound, tid, np.maximum(table.take(slots[0]), table.take(slots[1])))
+        # Hits in passes of runs of lookups: a probe in a large gallery has
+        # millions, and whole-probe temporaries of tens of MB each come
+        # from the allocator as fresh pages, whose faults cost more than
+        # the arithmetic (p95 doubled at 30,000 templates, bench/README.md).
+        ends = np.cumsum(n)
+        cut = np.searchsorted(ends, np.arange(HITS_PER_PASS, int(ends[-1]), HITS_PER_PASS), side="right")
+        passes = [self._hits(lo[a:b], n[a:b], q256[a:b], pc[a:b], first, packed)
+                  for a, b in itertools.pairwise([0, *np.unique(cut).tolist(), len(q)]) if b > a]  # fmt: skip
+        hits = [h for h in passes if len(h[0])]
+        if not hits:
+            return np.zeros(n_templates)
+        bound = self._bounds(hits, n_templates)
         size = np.ones(n_templates)
         m = min(n_templates, len(self._pairs))
         size[:m] = np.maximum(self._pairs[:m], 1)
@@ -293,14 +287,75 @@ class Index:
         keep = np.zeros(n_templates, bool)
         keep[np.argpartition(-(bound / np.sqrt(size)), k - 1)[:k]] = True
         # Exact counts for those.
-        h = np.flatnonzero(keep.take(tid))
         per = 2 * _GRID
-        th = tid.take(h).astype(np.int64) * per
-        keys = np.concatenate([th + cells[0].take(h), th + cells[1].take(h)])
-        best, counts = np.unique(keys, return_counts=True)
+        keys = []
+        for tid, c0, c1 in hits:
+            h = np.flatnonzero(keep.take(tid))
+            th = tid.take(h).astype(np.int64) * per
+            keys += [th + c0.take(h), th + c1.take(h)]
+        best, counts = np.unique(np.concatenate(keys), return_counts=True)
         v = np.zeros(n_templates)
         np.maximum.at(v, best // per, counts.astype(np.float64))
         return v / np.sqrt(size)
+
+    @staticmethod
+    def _bounds(hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_templates: int) -> np.ndarray:
+        """Per template, an upper bound of its best cell's count: counts in
+        a hash table of about twice the votes' number (multiplicative
+        hashing of template and cell, whose collisions can only add).
+
+        The table is read and written at random, once per hit and grid, so
+        its size is what it costs: its counts are uint16, half the bytes
+        of uint32 for the same slots and the same bounds. A (template,
+        cell) gets at most its template's hits, so while every template
+        has under NARROW_HITS a slot wraps only if more than four whole
+        templates' votes hash into it; with a heavier template (a
+        degenerate record) the counts are uint32."""
+        near = sum(len(tid) for tid, _c0, _c1 in hits)
+        heaviest = np.sum([np.bincount(tid, minlength=n_templates) for tid, _c0, _c1 in hits], axis=0).max()
+        bits = int(min(25, max(12, np.ceil(np.log2(4 * near)))))
+        table = np.zeros(1 << bits, np.uint16 if heaviest < NARROW_HITS else np.uint32)
+
+        def slots(tid: np.ndarray, cells: np.ndarray) -> np.ndarray:
+            return (
+                (tid.astype(np.uint32) * np.uint32(0x9E3779B1) + cells) * np.uint32(0x85EBCA6B)
+            ) >> np.uint32(32 - bits)
+
+        for tid, c0, c1 in hits:
+            np.add.at(table, slots(tid, c0), table.dtype.type(1))
+            np.add.at(table, slots(tid, c1), table.dtype.type(1))
+        bound = np.zeros(n_templates, table.dtype)
+        for tid, c0, c1 in hits:
+            np.maximum.at(bound, tid, np.maximum(table.take(slots(tid, c0)), table.take(slots(tid, c1))))
+        return bound
+
+    def _hits(
+        self,
+        lo: np.ndarray,
+        n: np.ndarray,
+        q256: np.ndarray,
+        pc: np.ndarray,
+        first: np.ndarray,
+        packed: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hits of some of a probe's lookups (bucket starts `lo`, sizes
+        `n`, the lookups' directions and bracketed anchors) within
+        MAX_ROTATION: (template, cell in the first grid, in the second)."""
+        total = int(n.sum())
+        idx = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(total)
+        look = np.repeat(np.arange(len(n)), n)
+        dirs = self._dirs.take(idx)
+        rho = dirs - q256.take(look)
+        near = np.flatnonzero(_NEAR[rho])
+        # take() with one index array: boolean and 2-D fancy indexing cost
+        # twice as much on millions of hits.
+        idx, dirs, look, rot = idx.take(near), dirs.take(near), look.take(near), rho.take(near)
+        tid = self._tids.take(idx)
+        row = first.take(tid.astype(np.int64)) + self._anchor.take(idx)
+        g = packed.take(row).view(np.int16).reshape(-1, 2).astype(np.float32).view(np.complex64)[:, 0]
+        t = g - _EXP[dirs] * pc.take(look)
+        # Every hit votes in both grids (module docstring).
+        return tid, _cells(rot, t, 0), _cells(rot, t, 1)
 
     def candidates(
         self, f: mcc.Features, n_templates: int, count: int, first: np.ndarray, xy: np.ndarray
