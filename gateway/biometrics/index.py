@@ -312,7 +312,10 @@ class Index:
         templates' votes hash into it; with a heavier template (a
         degenerate record) the counts are uint32."""
         near = sum(len(tid) for tid, _c0, _c1 in hits)
-        heaviest = np.sum([np.bincount(tid, minlength=n_templates) for tid, _c0, _c1 in hits], axis=0).max()
+        per_template = np.zeros(n_templates, np.int64)  # summed pass by pass: no passes x templates array
+        for tid, _c0, _c1 in hits:
+            per_template += np.bincount(tid, minlength=n_templates)
+        heaviest = per_template.max()
         bits = int(min(25, max(12, np.ceil(np.log2(4 * near)))))
         table = np.zeros(1 << bits, np.uint16 if heaviest < NARROW_HITS else np.uint32)
 
