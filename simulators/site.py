@@ -261,12 +261,13 @@ class SiteRunner:
         delay = time.monotonic() - t_back
         produced, received = self.produced(), self.received()
         self.check(produced == received, f"records produced ({produced}) == received ({received})")
+        recs = self.cloud.records()  # one copy for the whole report
         for lid in self.lock_ids:
-            seqs = sorted(s for d, s in self.cloud.records() if d == lid)
+            seqs = sorted(s for d, s in recs if d == lid)
             self.check(seqs == list(range(1, len(seqs) + 1)), f"{lid}: no gap in sequence numbers")
-        granted = sum(1 for r in self.cloud.records().values() if r.granted)
+        granted = sum(1 for r in recs.values() if r.granted)
         reasons: dict[str, int] = {}
-        for r in self.cloud.records().values():
+        for r in recs.values():
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
         rtts.sort()
         return {

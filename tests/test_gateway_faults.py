@@ -89,8 +89,9 @@ def test_kill_9_of_the_gateway_loses_nothing_acked_and_duplicates_nothing(tmp_pa
             wait_for(
                 lambda: s.cloud is not None and len(s.cloud.received) == total, timeout=90, what="all records"
             )
+            recs = s.cloud.records()
             for lid, n in produced.items():
-                got = sorted(seq for d, seq in s.cloud.records() if d == lid)
+                got = sorted(seq for d, seq in recs if d == lid)
                 assert got == list(range(1, n + 1)), lid  # nothing lost
             assert len(s.cloud.received) == total  # duplicates removed by (device, seq)
             assert total > 500
