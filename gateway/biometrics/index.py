@@ -48,14 +48,16 @@ template (and HITS_ANYWAY: in a small gallery most hits are the mate's,
 and cheap), its lookups are read likeliest first (by the odds probe_keys
 gives: its own bins before the SOFT neighbours) and the rest left out. A
 bound per template, not per probe, leaves the same share of lookups out at
-every gallery size, so accuracy does not depend on it; only time grows
-with the gallery. Chosen on data seed 5 (10,000 fingers from three
+every gallery size, so what it costs in accuracy does not grow with the
+gallery; only time does. Chosen on data seed 5 (10,000 fingers from three
 presses, 30,000 templates, 1,000 mates, the median probe reading about
 117 hits a template): no bound, 150, 130, 110, 90 kept the mate among the
 candidates for 98.6, 98.6, 98.3, 98.3, 97.7 % and the vote's p95 at 542,
-514, 315, 289, 280 ms (two runs on the two cores). Each hit is kept as one 32-bit hash of its (template,
-cell), whose top bits are its slot in the bound's table and from which the
-exact count recovers the cell: no hashing twice, no cell kept beside it.
+514, 315, 289, 280 ms (two runs on the two cores).
+
+Each hit is kept as one 32-bit hash of its (template, cell), whose top
+bits are its slot in the bound's table and from which the exact count
+recovers the cell: no hashing twice, no cell kept beside it.
 
 Tried and dropped (development runs on the benchmark's galleries, true
 mate among the candidates): LSH of the binary cylinders (Cappelli et al.
