@@ -478,7 +478,7 @@ def _direct_votes(probe: mcc.Features, feats: list[mcc.Features]) -> np.ndarray:
     either grid, over the square root of the template's pairs: no
     buckets, no sectors, no hashing."""
     q, qdir, qanchor, _odds = index_mod.probe_keys(probe)
-    q256 = (np.round((qdir % (2 * np.pi)) * (256 / (2 * np.pi))).astype(np.int64) % 256).astype(np.uint8)
+    q256 = index_mod.probe_turns(qdir)
     pc = probe.xy[qanchor].astype(np.float32).view(np.complex64)[:, 0] * np.exp(-1j * qdir).astype(
         np.complex64
     )

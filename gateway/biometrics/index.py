@@ -215,6 +215,12 @@ def probe_keys(f: mcc.Features) -> tuple[np.ndarray, ...]:
     return np.concatenate(keys), np.concatenate(dirs), np.concatenate(anchors), np.concatenate(odds)
 
 
+def probe_turns(radians: np.ndarray) -> np.ndarray:
+    """A probe's pair directions in 256ths of a turn, in uint8 so that a
+    rotation (the difference from a gallery pair's) wraps."""
+    return (np.round((radians % (2 * np.pi)) * (256 / (2 * np.pi))).astype(np.int64) % 256).astype(np.uint8)
+
+
 def positions(b: mcc.Batch) -> tuple[np.ndarray, np.ndarray]:
     """(first row per template, int16 positions) of a padded batch, the
     layout votes() reads."""
@@ -307,8 +313,7 @@ class Index:
         row first[t] + k (see positions())."""
         self._flush()
         q, qdir, qanchor, odds = probe_keys(f)
-        # Rotations in 256ths of a turn, in uint8 so the difference wraps.
-        q256 = (np.round((qdir % (2 * np.pi)) * (256 / (2 * np.pi))).astype(np.int64) % 256).astype(np.uint8)
+        q256 = probe_turns(qdir)
         # Read only the direction sectors a hit within MAX_ROTATION can lie
         # in (a run of the key's rows, two where the window wraps past a
         # whole turn): about half the bucket, and the costs are per hit read.
@@ -386,8 +391,9 @@ class Index:
         for tid, _h0, _h1 in hits:
             per_template += np.bincount(tid, minlength=n_templates)
         heaviest = per_template.max()
-        shift = np.uint32(32 - int(min(25, max(12, np.ceil(np.log2(4 * near))))))
-        table = np.zeros(1 << (32 - int(shift)), np.uint16 if heaviest < NARROW_HITS else np.uint32)
+        bits = int(min(25, max(12, np.ceil(np.log2(4 * near)))))
+        shift = np.uint32(32 - bits)  # a hash's top bits are its slot
+        table = np.zeros(1 << bits, np.uint16 if heaviest < NARROW_HITS else np.uint32)
         for _tid, h0, h1 in hits:
             np.add.at(table, h0 >> shift, table.dtype.type(1))
             np.add.at(table, h1 >> shift, table.dtype.type(1))
